@@ -1,0 +1,26 @@
+// atoll-vmm: runs one VM until the guest powers off or fails.
+#pragma once
+
+#include <atoll/result.h>
+#include <atoll/vmm/config.h>
+
+namespace atl::vmm {
+
+// atoll-vmm's exit codes (documented in hypervisor/README.md).
+enum ExitCode : int {
+    kExitPowerOff = 0,       // the guest powered off
+    kExitBadInput = 1,       // bad command line, configuration, kernel, disk...
+    kExitHostError = 2,      // the host cannot run the VM (KVM unusable, out of memory)
+    kExitTripleFault = 3,    // the guest triple-faulted (a reset the guest did not ask for)
+    kExitInternalError = 4,  // KVM could not run the guest (internal error, failed entry)
+};
+
+struct RunOutcome {
+    ExitCode code = kExitPowerOff;
+    std::string message;  // for failures: what happened, with the vCPU's registers
+};
+
+// Builds the VM, runs it (rebuilding it on guest reboot) and returns how it ended.
+RunOutcome run_vm(const VmConfig& config, const std::string& kvm_device = "/dev/kvm");
+
+}  // namespace atl::vmm

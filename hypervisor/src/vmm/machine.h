@@ -1,0 +1,63 @@
+// One boot of a VM: KVM objects, guest RAM, devices and vCPU threads. A guest
+// reboot throws the whole machine away and builds a new one from the config.
+#pragma once
+
+#include "devices/bus.h"
+#include "hv/hypervisor.h"
+#include "memory/guest_memory.h"
+#include "vmm/event_loop.h"
+
+#include <atoll/vmm/vmm.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace atl::vmm {
+
+namespace pci {
+class PciRoot;
+}
+
+class Machine {
+public:
+    enum class StopReason { None, PowerOff, Reset, TripleFault, InternalError, HostError };
+
+    static Result<std::unique_ptr<Machine>> build(const VmConfig& config, hv::Hypervisor& hypervisor);
+    ~Machine();
+
+    // Runs the vCPUs until the guest powers off, resets or fails.
+    StopReason run();
+    const std::string& stop_message() const { return stop_message_; }
+
+    // Asks every vCPU to stop; the first reason wins. Safe from any thread.
+    void request_stop(StopReason reason, std::string message = {});
+
+private:
+    explicit Machine(const VmConfig& config) : config_(config) {}
+    Result<void> create_platform(hv::Hypervisor& hypervisor);
+    Result<void> create_devices();
+    Result<void> load_guest();
+    void run_vcpu(hv::Vcpu& vcpu);
+    std::string describe_vcpu(hv::Vcpu& vcpu);
+
+    VmConfig config_;
+    std::unique_ptr<hv::Vm> vm_;
+    std::shared_ptr<GuestMemory> memory_;
+    std::vector<std::unique_ptr<hv::Vcpu>> vcpus_;
+    std::vector<std::thread> vcpu_threads_;
+    EventLoop loop_;
+    std::thread io_thread_;
+    IoBus port_bus_;
+    IoBus mmio_bus_;
+    std::shared_ptr<pci::PciRoot> pci_root_;
+    std::vector<std::shared_ptr<void>> keep_alive_;  // devices referenced only through callbacks
+
+    std::mutex stop_mutex_;
+    std::atomic<StopReason> stop_reason_{StopReason::None};
+    std::string stop_message_;
+};
+
+}  // namespace atl::vmm

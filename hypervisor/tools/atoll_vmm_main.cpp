@@ -1,0 +1,163 @@
+// atoll-vmm: one process per VM. Parses the command line (or a JSON file) and
+// runs the VM; everything else lives in the atoll_vmm library.
+#include <atoll/vmm/config.h>
+#include <atoll/vmm/vmm.h>
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+namespace {
+
+using atl::vmm::ConsoleConfig;
+using atl::vmm::DiskConfig;
+using atl::vmm::NetConfig;
+
+atl::Result<ConsoleConfig> parse_console_option(const std::string& text, const char* option) {
+    ConsoleConfig console;
+    if (text == "stdio") console.mode = ConsoleConfig::Mode::Stdio;
+    else if (text == "none") console.mode = ConsoleConfig::Mode::None;
+    else if (text.rfind("socket:", 0) == 0 && text.size() > 7) {
+        console.mode = ConsoleConfig::Mode::Socket;
+        console.socket_path = text.substr(7);
+    } else {
+        return atl::make_error(std::string(option) + " \"" + text + "\": use stdio, none or socket:PATH");
+    }
+    return console;
+}
+
+// PATH[,ro][,serial=ID]
+atl::Result<DiskConfig> parse_disk_option(const std::string& text) {
+    DiskConfig disk;
+    size_t start = 0;
+    bool first = true;
+    while (start <= text.size()) {
+        const size_t comma = text.find(',', start);
+        const std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (first) disk.path = part;
+        else if (part == "ro") disk.read_only = true;
+        else if (part == "rw") disk.read_only = false;
+        else if (part.rfind("serial=", 0) == 0) disk.serial = part.substr(7);
+        else return atl::make_error("--disk \"" + text + "\": unknown option \"" + part + "\"");
+        first = false;
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    if (disk.path.empty()) return atl::make_error("--disk: no path given");
+    return disk;
+}
+
+// user[,hostfwd=tcp:HOST:GUEST]...[,mac=..] or tap:NAME[,mac=..]
+atl::Result<NetConfig> parse_net_option(const std::string& text) {
+    NetConfig net;
+    size_t start = 0;
+    bool first = true;
+    while (start <= text.size()) {
+        const size_t comma = text.find(',', start);
+        const std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (first) {
+            if (part == "user") net.mode = NetConfig::Mode::User;
+            else if (part.rfind("tap:", 0) == 0) {
+                net.mode = NetConfig::Mode::Tap;
+                net.tap_name = part.substr(4);
+            } else {
+                return atl::make_error("--net \"" + text + "\": starts with user or tap:NAME");
+            }
+        } else if (part.rfind("hostfwd=", 0) == 0) {
+            net.host_forwards.push_back(part.substr(8));
+        } else if (part.rfind("mac=", 0) == 0) {
+            net.mac = part.substr(4);
+        } else {
+            return atl::make_error("--net \"" + text + "\": unknown option \"" + part + "\"");
+        }
+        first = false;
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    return net;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"atoll-vmm: runs one Atoll virtual machine"};
+    std::string config_path, kernel, initrd, cmdline, serial, virtio_console, name;
+    uint64_t memory_mib = 0;
+    unsigned vcpus = 0;
+    std::vector<std::string> disks, nets;
+    bool no_entropy = false, no_net = false, print_config = false;
+    std::string kvm_device = "/dev/kvm";
+    app.add_option("--config", config_path, "VM settings as JSON (command-line options override it)");
+    app.add_option("--name", name, "VM name");
+    app.add_option("-k,--kernel", kernel, "Linux bzImage");
+    app.add_option("-i,--initrd", initrd, "initial ramdisk");
+    app.add_option("-a,--cmdline", cmdline, "kernel command line");
+    app.add_option("-m,--memory", memory_mib, "guest RAM in MiB");
+    app.add_option("-c,--cpus", vcpus, "number of vCPUs");
+    app.add_option("-d,--disk", disks, "raw disk image: PATH[,ro][,serial=ID] (repeatable)");
+    app.add_option("-n,--net", nets, "network: user[,hostfwd=tcp:HOSTPORT:GUESTPORT][,mac=M] or tap:NAME (repeatable)");
+    app.add_flag("--no-net", no_net, "no network interface (the default is one user-mode interface)");
+    app.add_option("--serial", serial, "16550 UART (ttyS0): stdio, none or socket:PATH");
+    app.add_option("--console", virtio_console, "virtio console (hvc0): stdio, none or socket:PATH");
+    app.add_flag("--no-entropy", no_entropy, "no virtio-rng device");
+    app.add_option("--kvm-device", kvm_device, "the KVM device")->capture_default_str();
+    app.add_flag("--print-config", print_config, "print the resulting settings as JSON and exit");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& error) {
+        if (error.get_exit_code() == 0) return app.exit(error);
+        std::cerr << "atoll-vmm: " << error.what() << "\n";
+        return atl::vmm::kExitBadInput;
+    }
+
+    auto fail = [](const std::string& message) {
+        std::cerr << "atoll-vmm: " << message << "\n";
+        return atl::vmm::kExitBadInput;
+    };
+
+    atl::vmm::VmConfig config;
+    if (!config_path.empty()) {
+        auto loaded = atl::vmm::load_vm_config(config_path);
+        if (!loaded) return fail(loaded.error().message);
+        config = *loaded;
+    } else {
+        config.nets.push_back({});  // one user-mode interface unless told otherwise
+    }
+    if (!name.empty()) config.name = name;
+    if (!kernel.empty()) config.kernel = kernel;
+    if (!initrd.empty()) config.initrd = initrd;
+    if (app.count("--cmdline")) config.cmdline = cmdline;
+    if (app.count("--memory")) config.memory_mib = memory_mib;
+    if (app.count("--cpus")) config.vcpus = vcpus;
+    for (const auto& text : disks) {
+        auto disk = parse_disk_option(text);
+        if (!disk) return fail(disk.error().message);
+        config.disks.push_back(*disk);
+    }
+    if (!nets.empty() || no_net) config.nets.clear();
+    for (const auto& text : nets) {
+        auto net = parse_net_option(text);
+        if (!net) return fail(net.error().message);
+        config.nets.push_back(*net);
+    }
+    if (!serial.empty()) {
+        auto console = parse_console_option(serial, "--serial");
+        if (!console) return fail(console.error().message);
+        config.serial = *console;
+    }
+    if (!virtio_console.empty()) {
+        auto console = parse_console_option(virtio_console, "--console");
+        if (!console) return fail(console.error().message);
+        config.virtio_console = *console;
+    }
+    if (no_entropy) config.entropy = false;
+    if (auto valid = atl::vmm::validate_vm_config(config); !valid) return fail(valid.error().message);
+    if (print_config) {
+        std::cout << atl::vmm::vm_config_to_json(config) << "\n";
+        return 0;
+    }
+
+    const auto outcome = atl::vmm::run_vm(config, kvm_device);
+    if (outcome.code != atl::vmm::kExitPowerOff) std::cerr << "atoll-vmm: " << outcome.message << "\n";
+    return outcome.code;
+}

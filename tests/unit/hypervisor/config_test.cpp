@@ -1,0 +1,74 @@
+#include <atoll/vmm/config.h>
+
+#include <gtest/gtest.h>
+
+namespace atl::vmm {
+namespace {
+
+TEST(VmConfig, ParsesEverySetting) {
+    auto config = parse_vm_config(R"({
+        "name": "web", "kernel": "/k", "initrd": "/i", "cmdline": "console=hvc0",
+        "memory_mib": 1024, "vcpus": 4, "entropy": false,
+        "serial": "socket:/run/atoll/web.sock", "virtio_console": "none",
+        "disks": [{"path": "/d.img", "read_only": true, "serial": "disk-a"}],
+        "nets": [{"mode": "user", "host_forwards": ["tcp:8080:80"]}, {"mode": "tap", "tap": "atoll0", "mac": "52:54:00:12:34:56"}]
+    })");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->name, "web");
+    EXPECT_EQ(config->memory_mib, 1024u);
+    EXPECT_EQ(config->vcpus, 4u);
+    EXPECT_FALSE(config->entropy);
+    EXPECT_EQ(config->serial.mode, ConsoleConfig::Mode::Socket);
+    EXPECT_EQ(config->serial.socket_path, "/run/atoll/web.sock");
+    ASSERT_EQ(config->disks.size(), 1u);
+    EXPECT_TRUE(config->disks[0].read_only);
+    ASSERT_EQ(config->nets.size(), 2u);
+    EXPECT_EQ(config->nets[1].mode, NetConfig::Mode::Tap);
+    EXPECT_EQ(config->nets[0].host_forwards[0], "tcp:8080:80");
+}
+
+TEST(VmConfig, RoundTripsThroughJson) {
+    VmConfig config;
+    config.kernel = "/boot/vmlinuz";
+    config.vcpus = 2;
+    config.disks.push_back({"/a.img", true, "x"});
+    config.nets.push_back({});
+    auto again = parse_vm_config(vm_config_to_json(config));
+    ASSERT_TRUE(again) << again.error().message;
+    EXPECT_EQ(vm_config_to_json(*again), vm_config_to_json(config));
+}
+
+struct BadConfig {
+    const char* json;
+    const char* expected_words;
+};
+
+class VmConfigRefuses : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(VmConfigRefuses, WithAClearError) {
+    auto config = parse_vm_config(GetParam().json);
+    ASSERT_FALSE(config);
+    EXPECT_NE(config.error().message.find(GetParam().expected_words), std::string::npos) << config.error().message;
+    EXPECT_EQ(config.error().message.find('\n'), std::string::npos) << "errors are one line";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    BadInput, VmConfigRefuses,
+    ::testing::Values(BadConfig{"{", "not valid JSON"}, BadConfig{"[]", "JSON object"},
+                      BadConfig{R"({"kernel":"/k","vcpus":0})", "at least one vCPU"},
+                      BadConfig{R"({"kernel":"/k","vcpus":"two"})", "vcpus: wrong type"},
+                      BadConfig{R"({"kernel":"/k","memory_mib":4})", "at least 16 MiB"},
+                      BadConfig{R"({"vcpus":1})", "no kernel"},
+                      BadConfig{R"({"kernel":"/k","colour":"red"})", "colour: unknown setting"},
+                      BadConfig{R"({"kernel":"/k","name":"../etc"})", "name"},
+                      BadConfig{R"({"kernel":"/k","disks":[{"path":""}]})", "disks[0].path: empty"},
+                      BadConfig{R"({"kernel":"/k","disks":[{"path":"/x","mode":"rw"}]})", "disks[0].mode: unknown"},
+                      BadConfig{R"({"kernel":"/k","nets":[{"mode":"bridge"}]})", "is not \"user\" or \"tap\""},
+                      BadConfig{R"({"kernel":"/k","nets":[{"mac":"zz"}]})", "not a MAC address"},
+                      BadConfig{R"({"kernel":"/k","nets":[{"mode":"tap"}]})", "tap interface name"},
+                      BadConfig{R"({"kernel":"/k","nets":[{"host_forwards":["8080"]}]})", "PROTO:HOSTPORT:GUESTPORT"},
+                      BadConfig{R"({"kernel":"/k","serial":"tcp:1"})", "stdio"},
+                      BadConfig{R"({"kernel":"/k","serial":"stdio","virtio_console":"stdio"})", "both use stdio"}));
+
+}  // namespace
+}  // namespace atl::vmm
