@@ -102,6 +102,10 @@ int main(int argc, char** argv) {
     app.add_flag("--no-entropy", no_entropy, "no virtio-rng device");
     app.add_option("--kvm-device", kvm_device, "the KVM device")->capture_default_str();
     app.add_flag("--print-config", print_config, "print the resulting settings as JSON and exit");
+    // A later option overrides an earlier one, so scripts can append to a base command line.
+    for (auto* option : app.get_options()) {
+        if (option->get_items_expected_max() == 1) option->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& error) {

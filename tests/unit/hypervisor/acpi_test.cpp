@@ -76,7 +76,7 @@ FoundTables find_tables(const GuestMemory& memory, uint64_t rsdp_address) {
         const uint64_t dsdt_address = load<uint64_t>(&fadt[140]);
         found.addresses["DSDT"] = dsdt_address;
         found.by_signature["DSDT"] = copy_table(memory, dsdt_address);
-        const uint64_t facs_address = load<uint64_t>(&fadt[132]);
+        const uint64_t facs_address = load<uint32_t>(&fadt[36]);
         found.addresses["FACS"] = facs_address;
         std::vector<uint8_t> facs(64);
         EXPECT_TRUE(memory.read(GuestAddress{facs_address}, facs.data(), facs.size()));
@@ -136,7 +136,8 @@ TEST_F(AcpiTablesTest, FadtDescribesLegacyPmHardware) {
     ASSERT_EQ(fadt.size(), 276u);
     EXPECT_EQ(fadt[8], 6);                                   // revision
     EXPECT_EQ(load<uint32_t>(&fadt[40]), found.addresses.at("DSDT"));  // DSDT == X_DSDT
-    EXPECT_EQ(load<uint32_t>(&fadt[36]), found.addresses.at("FACS"));
+    EXPECT_EQ(load<uint64_t>(&fadt[140]), found.addresses.at("DSDT"));
+    EXPECT_EQ(load<uint64_t>(&fadt[132]), 0u);  // X_FIRMWARE_CTRL: FIRMWARE_CTRL says it
     EXPECT_EQ(found.addresses.at("FACS") % 64, 0u);
     EXPECT_EQ(std::string(found.by_signature.at("FACS").begin(), found.by_signature.at("FACS").begin() + 4), "FACS");
     EXPECT_EQ(load<uint16_t>(&fadt[46]), 9);                 // SCI_INT

@@ -428,23 +428,31 @@ TEST_F(BlockTest, DiscardWithUnmapOrUnknownFlagsIsUnsupported) {
     EXPECT_EQ(disk_.read(512, 512), disk_.expected_pattern(512, 512));
 }
 
+std::vector<uint8_t> segments_payload(std::initializer_list<Segment> segments) {
+    std::vector<uint8_t> payload;
+    for (const auto& segment : segments) {
+        const auto* bytes = reinterpret_cast<const uint8_t*>(&segment);
+        payload.insert(payload.end(), bytes, bytes + sizeof segment);
+    }
+    return payload;
+}
+
 TEST_F(BlockTest, WriteZeroesOutsideTheDiskChangesNothing) {
-    const Segment segments[2] = {{10, 1, 0}, {kDiskSectors, 1, 0}};  // the second is past the end
-    std::vector<uint8_t> payload(sizeof segments);
-    std::memcpy(payload.data(), segments, sizeof segments);
-    EXPECT_EQ(submit(BlockDevice::kRequestWriteZeroes, 0, payload).status, BlockDevice::kStatusIoError);
+    // The second segment is past the end: the first must not be executed either.
+    EXPECT_EQ(submit(BlockDevice::kRequestWriteZeroes, 0, segments_payload({{10, 1, 0}, {kDiskSectors, 1, 0}})).status,
+              BlockDevice::kStatusIoError);
     EXPECT_EQ(disk_.read(10 * 512, 512), disk_.expected_pattern(10 * 512, 512));
 
-    const Segment huge{0, BlockDevice::kMaxDiscardSectors + 1, 0};
-    payload.assign(sizeof huge, 0);
-    std::memcpy(payload.data(), &huge, sizeof huge);
-    EXPECT_EQ(submit(BlockDevice::kRequestDiscard, 0, payload).status, BlockDevice::kStatusIoError);
-    // Segments payload of a size that is not a multiple of 16.
-    payload.assign(20, 0);
-    EXPECT_EQ(submit(BlockDevice::kRequestDiscard, 0, payload).status, BlockDevice::kStatusIoError);
+    EXPECT_EQ(submit(BlockDevice::kRequestDiscard, 0, segments_payload({{0, BlockDevice::kMaxDiscardSectors + 1, 0}}))
+                  .status,
+              BlockDevice::kStatusIoError);
+    // A segment payload whose size is not a multiple of 16.
+    EXPECT_EQ(submit(BlockDevice::kRequestDiscard, 0, std::vector<uint8_t>(20, 0)).status, BlockDevice::kStatusIoError);
     // More segments than max_discard_seg.
-    payload.assign(16 * (BlockDevice::kMaxDiscardSegments + 1), 0);
-    EXPECT_EQ(submit(BlockDevice::kRequestDiscard, 0, payload).status, BlockDevice::kStatusIoError);
+    EXPECT_EQ(
+        submit(BlockDevice::kRequestDiscard, 0, std::vector<uint8_t>(16 * (BlockDevice::kMaxDiscardSegments + 1), 0))
+            .status,
+        BlockDevice::kStatusIoError);
 }
 
 // ---- refusals ------------------------------------------------------------

@@ -392,12 +392,12 @@ TEST(SlirpBackend, ATcpConnectionToTheRouterReachesTheHostLoopback) {
     // With a connection open (and our data unacknowledged) slirp's TCP timers
     // run, but the loop still sleeps between them.
     int wakeups = 0;
-    const auto end = std::chrono::steady_clock::now() + 1000ms;
+    const auto end = std::chrono::steady_clock::now() + 300ms;
     while (std::chrono::steady_clock::now() < end) {
         guest.loop().run_once(100ms);
         ++wakeups;
     }
-    EXPECT_LE(wakeups, 40);
+    EXPECT_LE(wakeups, 20);
     close(accepted);
 }
 
@@ -431,13 +431,14 @@ TEST(SlirpBackend, AnIdleStackDoesNotSpin) {
     SlirpGuest guest;
     ASSERT_TRUE(guest.ok()) << guest.error();
     int wakeups = 0;
-    const auto end = std::chrono::steady_clock::now() + 1200ms;
+    const auto end = std::chrono::steady_clock::now() + 300ms;
     while (std::chrono::steady_clock::now() < end) {
         guest.loop().run_once(std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()) + 1ms);
         ++wakeups;
     }
-    // slirp asks to be woken about once a second when nothing happens.
-    EXPECT_LE(wakeups, 5);
+    // slirp asks to be woken about once a second when nothing happens; a
+    // spinning loop would wake thousands of times.
+    EXPECT_LE(wakeups, 3);
 }
 
 TEST(SlirpBackend, DropsFramesWithoutAHandlerAndSurvivesGarbage) {

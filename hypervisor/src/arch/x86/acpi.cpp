@@ -101,7 +101,6 @@ constexpr size_t kFlags = 112;
 constexpr size_t kResetReg = 116;
 constexpr size_t kResetValue = 128;
 constexpr size_t kMinorVersion = 131;
-constexpr size_t kXFirmwareCtrl = 132;
 constexpr size_t kXDsdt = 140;
 constexpr size_t kXPm1aEvtBlk = 148;
 constexpr size_t kXPm1aCntBlk = 172;
@@ -158,7 +157,7 @@ Bytes build_fadt(const AcpiSpec& spec, uint64_t dsdt_address, uint64_t facs_addr
     put_gas(table, fadt::kResetReg, AddressSpace::SystemIo, 8, AccessSize::Byte, kResetControlPort);
     put8(table, fadt::kResetValue, kResetControlValue);
     put8(table, fadt::kMinorVersion, kFadtMinorVersion);
-    put64(table, fadt::kXFirmwareCtrl, facs_address);
+    // X_FIRMWARE_CTRL stays 0: with both set, ACPICA maps the FACS twice.
     put64(table, fadt::kXDsdt, dsdt_address);
     // The X_ blocks repeat the legacy ones; their bit widths must be 8 times
     // the legacy lengths or ACPICA warns about a mismatch.
