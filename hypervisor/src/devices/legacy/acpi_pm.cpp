@@ -52,7 +52,10 @@ uint8_t AcpiPmDevice::read_byte(uint64_t offset, uint32_t timer) const {
 void AcpiPmDevice::read(uint64_t offset, std::span<uint8_t> data) {
     // The timer value is computed once per access so a 32-bit read is coherent.
     const uint64_t elapsed_ns = clock_ns_() - clock_start_ns_;
-    const auto ticks = static_cast<unsigned __int128>(elapsed_ns) * kTimerFrequencyHz / 1'000'000'000u;
+    // Whole seconds and the rest apart, so that no product overflows.
+    constexpr uint64_t kNsPerSecond = 1'000'000'000;
+    const uint64_t ticks = elapsed_ns / kNsPerSecond * kTimerFrequencyHz +
+                           elapsed_ns % kNsPerSecond * kTimerFrequencyHz / kNsPerSecond;
     const auto timer = static_cast<uint32_t>(ticks);
     std::lock_guard lock(mutex_);
     for (size_t i = 0; i < data.size(); ++i) data[i] = read_byte(offset + i, timer);
