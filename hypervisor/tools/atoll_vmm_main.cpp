@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
     unsigned vcpus = 0;
     std::vector<std::string> disks, nets;
     bool no_entropy = false, no_net = false, print_config = false;
-    std::string kvm_device = "/dev/kvm";
+    atl::vmm::RunOptions run_options;
     app.add_option("--config", config_path, "VM settings as JSON (command-line options override it)");
     app.add_option("--name", name, "VM name");
     app.add_option("-k,--kernel", kernel, "Linux bzImage");
@@ -100,7 +100,9 @@ int main(int argc, char** argv) {
     app.add_option("--serial", serial, "16550 UART (ttyS0): stdio, none or socket:PATH");
     app.add_option("--console", virtio_console, "virtio console (hvc0): stdio, none or socket:PATH");
     app.add_flag("--no-entropy", no_entropy, "no virtio-rng device");
-    app.add_option("--kvm-device", kvm_device, "the KVM device")->capture_default_str();
+    app.add_option("--kvm-device", run_options.kvm_device, "the KVM device")->capture_default_str();
+    app.add_option("--control-socket", run_options.control_socket,
+                   "serve the control protocol on this unix socket (hypervisor/docs/control-protocol.md)");
     app.add_flag("--print-config", print_config, "print the resulting settings as JSON and exit");
     // A later option overrides an earlier one, so scripts can append to a base command line.
     for (auto* option : app.get_options()) {
@@ -161,7 +163,7 @@ int main(int argc, char** argv) {
         return 0;
     }
 
-    const auto outcome = atl::vmm::run_vm(config, kvm_device);
+    const auto outcome = atl::vmm::run_vm(config, run_options);
     if (outcome.code != atl::vmm::kExitPowerOff) std::cerr << "atoll-vmm: " << outcome.message << "\n";
     return outcome.code;
 }

@@ -3,6 +3,7 @@
 #include "vmm/event_loop.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -10,7 +11,9 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -62,9 +65,10 @@ void restore_terminal() {
 
 // Raw input (no line editing, no echo: the guest echoes) but the host keeps ISIG,
 // so Ctrl-C still stops a VMM run by hand, and OPOST, so output is unchanged.
-void make_terminal_raw() {
+// True when this call changed the terminal (and so owns restoring it).
+bool make_terminal_raw() {
     std::lock_guard lock(terminal_mutex);
-    if (terminal_modified || tcgetattr(STDIN_FILENO, &saved_terminal) != 0) return;
+    if (terminal_modified || tcgetattr(STDIN_FILENO, &saved_terminal) != 0) return false;
     termios raw = saved_terminal;
     raw.c_iflag &= ~(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
     raw.c_lflag &= ~(ECHO | ECHONL | ICANON | IEXTEN);
@@ -72,13 +76,14 @@ void make_terminal_raw() {
     raw.c_cflag |= CS8;
     raw.c_cc[VMIN] = 1;
     raw.c_cc[VTIME] = 0;
-    if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) != 0) return;
+    if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) != 0) return false;
     terminal_modified = true;
     static bool registered = false;
     if (!registered) {
         registered = true;
         atexit(restore_terminal);
     }
+    return true;
 }
 
 class StdioCharBackend : public CharBackend {
@@ -88,14 +93,14 @@ public:
     ~StdioCharBackend() override {
         if (watching_stdin_) loop_.unwatch(STDIN_FILENO);
         if (output_fd_ >= 0 && output_fd_ != STDOUT_FILENO) close(output_fd_);
-        restore_terminal();
+        if (owns_terminal_) restore_terminal();
     }
 
     void start() {
         open_output();
         struct stat info {};
         if (fstat(STDIN_FILENO, &info) != 0) return;  // no stdin: output only
-        if (isatty(STDIN_FILENO)) make_terminal_raw();
+        if (isatty(STDIN_FILENO)) owns_terminal_ = make_terminal_raw();
         // epoll refuses regular files (and /dev/null); such a stdin gives no input.
         watching_stdin_ = loop_.watch(STDIN_FILENO, EPOLLIN, [this](uint32_t) { on_stdin(); }).ok();
     }
@@ -103,9 +108,17 @@ public:
     void write(std::span<const uint8_t> bytes) override {
         if (output_fd_ < 0) return;
         while (!bytes.empty()) {
-            const ssize_t done = output_is_socket_
-                                     ? send(output_fd_, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL)
-                                     : ::write(output_fd_, bytes.data(), bytes.size());
+            ssize_t done;
+            if (output_is_socket_) {
+                done = send(output_fd_, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+            } else if (output_needs_poll_) {
+                // A blocking descriptor: POLLOUT promises room for PIPE_BUF bytes.
+                pollfd ready{output_fd_, POLLOUT, 0};
+                if (poll(&ready, 1, 0) != 1 || !(ready.revents & POLLOUT)) return;
+                done = ::write(output_fd_, bytes.data(), std::min<size_t>(bytes.size(), PIPE_BUF));
+            } else {
+                done = ::write(output_fd_, bytes.data(), bytes.size());
+            }
             if (done < 0 && errno == EINTR) continue;
             if (done <= 0) return;  // EAGAIN (slow reader) or gone: drop the rest
             bytes = bytes.subspan(static_cast<size_t>(done));
@@ -128,7 +141,10 @@ private:
             output_is_socket_ = true;  // MSG_DONTWAIT per call
         } else {
             output_fd_ = ::open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-            if (output_fd_ < 0) output_fd_ = STDOUT_FILENO;  // best effort: may block briefly
+            if (output_fd_ < 0) {  // no /proc, or a pipe nobody reads yet
+                output_fd_ = STDOUT_FILENO;
+                output_needs_poll_ = true;
+            }
         }
     }
 
@@ -150,7 +166,9 @@ private:
     InputHandlerSlot input_;
     int output_fd_ = -1;
     bool output_is_socket_ = false;
+    bool output_needs_poll_ = false;
     bool watching_stdin_ = false;
+    bool owns_terminal_ = false;
 };
 
 // ---------------------------------------------------------------------------

@@ -359,21 +359,25 @@ public:
         if (ioctl(fd_.get(), KVM_SET_IDENTITY_MAP_ADDR, &identity_map) < 0)
             return errno_error("KVM_SET_IDENTITY_MAP_ADDR");
         if (ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0) < 0) return errno_error("KVM_CREATE_IRQCHIP");
-        // KVM_CREATE_IRQCHIP installs the default GSI routes (PIC + IOAPIC);
-        // keep a copy so MSI routes can be added beside them.
+        // The MADT says ISA IRQ 0 (the PIT) arrives on IOAPIC pin 2, as on PC
+        // chipsets, but KVM's default routes send GSI 0 to pin 0. Our table: GSI
+        // 0-15 to the PICs (except the cascade, 2), and GSI N to IOAPIC pin N
+        // except GSI 0, which goes to pin 2 (pin 2 has no other source).
         for (uint32_t gsi = 0; gsi < 24; ++gsi) {
             kvm_irq_routing_entry entry{};
             entry.gsi = gsi;
             entry.type = KVM_IRQ_ROUTING_IRQCHIP;
-            entry.u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
-            entry.u.irqchip.pin = gsi;
-            routes_.push_back(entry);
             if (gsi < 16 && gsi != 2) {
                 entry.u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
                 entry.u.irqchip.pin = gsi % 8;
                 routes_.push_back(entry);
             }
+            if (gsi == 2) continue;
+            entry.u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+            entry.u.irqchip.pin = gsi == 0 ? 2 : gsi;
+            routes_.push_back(entry);
         }
+        ATOLL_TRY(commit_routes());
         next_gsi_ = 24;
         return {};
     }

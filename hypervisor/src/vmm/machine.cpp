@@ -141,7 +141,7 @@ Result<void> Machine::load_guest() {
 
     x86::LinuxBootSpec spec;
     spec.kernel_path = config_.kernel;
-    spec.initrd_path = config_.initrd;
+    if (!config_.initrd.empty()) spec.initrd_path = config_.initrd;
     spec.cmdline = config_.cmdline;
     spec.acpi_rsdp_address = *rsdp;
     auto boot = x86::load_linux(*memory_, spec);
@@ -164,16 +164,16 @@ Result<void> Machine::create_devices() {
     keep_alive_.push_back(*serial_backend);
     ATOLL_TRY(port_bus_.insert(x86::kCom1Port, x86::kCom1PortCount, serial));
 
-    auto power = std::make_shared<AcpiPmDevice>([this] { request_stop(StopReason::PowerOff); },
+    power_management_ = std::make_shared<AcpiPmDevice>([this] { request_stop(StopReason::PowerOff); },
                                                 [vm = vm_.get()](bool level) { (void)vm->set_irq_line(x86::kSciIrq, level); });
-    ATOLL_TRY(port_bus_.insert(x86::kAcpiPmPortBase, x86::kAcpiPmPortCount, power));
+    ATOLL_TRY(port_bus_.insert(x86::kAcpiPmPortBase, x86::kAcpiPmPortCount, power_management_));
     auto reset = std::make_shared<ResetControlPort>([this] { request_stop(StopReason::Reset); });
     auto keyboard = std::make_shared<I8042ResetStub>([this] { request_stop(StopReason::Reset); });
     ATOLL_TRY(port_bus_.insert(x86::kI8042CommandPort, 1, keyboard));
 
     // PCI.
     pci_root_ = std::make_shared<pci::PciRoot>(mmio_bus_, x86::kPciMmio32Start, x86::kPciMmio32SizeBytes);
-    ATOLL_TRY(port_bus_.insert(x86::kPciConfigPortBase, x86::kPciConfigPortCount, pci_root_->port_access(reset)));
+    ATOLL_TRY(port_bus_.insert(x86::kPciConfigPortBase, x86::kPciConfigPortCount, combine_pci_config_and_reset(pci_root_->port_access(), reset)));
     ATOLL_TRY(mmio_bus_.insert(x86::kPcieEcamStart, x86::kPcieEcamBytesPerBus * (x86::kPciLastBus + 1),
                                pci_root_->ecam_access()));
 
@@ -224,6 +224,10 @@ void Machine::request_stop(StopReason reason, std::string message) {
         stop_message_ = std::move(message);
         stop_reason_ = reason;
     }
+    {
+        std::lock_guard lock(pause_mutex_);
+        pause_changed_.notify_all();
+    }
     for (size_t i = 0; i < vcpus_.size(); ++i) {
         vcpus_[i]->request_exit();
         if (i < vcpu_threads_.size() && vcpu_threads_[i].joinable())
@@ -246,8 +250,47 @@ Machine::StopReason Machine::run() {
     return stop_reason_.load();
 }
 
+void Machine::pause() {
+    std::unique_lock lock(pause_mutex_);
+    if (paused_) return;
+    paused_ = true;
+    for (size_t i = 0; i < vcpus_.size(); ++i) {
+        vcpus_[i]->request_exit();
+        if (i < vcpu_threads_.size()) pthread_kill(vcpu_threads_[i].native_handle(), kKickSignal);
+    }
+    pause_changed_.wait_for(lock, std::chrono::seconds(5), [this] {
+        return parked_vcpus_ == vcpus_.size() || stop_reason_.load() != StopReason::None;
+    });
+}
+
+void Machine::resume() {
+    std::lock_guard lock(pause_mutex_);
+    paused_ = false;
+    pause_changed_.notify_all();
+}
+
+void Machine::press_power_button() {
+    if (power_management_) power_management_->press_power_button();
+}
+
 void Machine::run_vcpu(hv::Vcpu& vcpu) {
+    if (vcpu.index() == 0) {
+        timespec now{};
+        clock_gettime(CLOCK_REALTIME, &now);
+        first_entry_unix_ns_ = static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull + now.tv_nsec;
+    }
     while (stop_reason_.load() == StopReason::None) {
+        {
+            std::unique_lock lock(pause_mutex_);
+            if (paused_) {
+                ++parked_vcpus_;
+                pause_changed_.notify_all();
+                pause_changed_.wait(lock, [this] { return !paused_ || stop_reason_.load() != StopReason::None; });
+                --parked_vcpus_;
+                vcpu.clear_exit_request();
+                continue;
+            }
+        }
         auto exit = vcpu.run();
         if (!exit) {
             request_stop(StopReason::HostError, fmt::format("vCPU {}: {}", vcpu.index(), exit.error().message));
@@ -312,29 +355,6 @@ std::string Machine::describe_vcpu(hv::Vcpu& vcpu) {
         "  cs={:04x} ss={:04x} cr0={:08x} cr2={:016x} cr3={:016x} cr4={:08x} efer={:x}",
         r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8, r.r9, r.r10, r.r11, r.r12,
         r.r13, r.r14, r.r15, s.cs.selector, s.ss.selector, s.cr0, s.cr2, s.cr3, s.cr4, s.efer);
-}
-
-RunOutcome run_vm(const VmConfig& config, const std::string& kvm_device) {
-    auto hypervisor = hv::open_kvm(kvm_device.c_str());
-    if (!hypervisor) return {kExitHostError, hypervisor.error().message};
-    for (;;) {
-        auto machine = Machine::build(config, **hypervisor);
-        if (!machine) return {kExitBadInput, machine.error().message};
-        const auto reason = (*machine)->run();
-        switch (reason) {
-        case Machine::StopReason::Reset:
-            continue;  // the guest rebooted: a fresh machine from the same configuration
-        case Machine::StopReason::PowerOff:
-        case Machine::StopReason::None:
-            return {kExitPowerOff, {}};
-        case Machine::StopReason::TripleFault:
-            return {kExitTripleFault, (*machine)->stop_message()};
-        case Machine::StopReason::InternalError:
-            return {kExitInternalError, (*machine)->stop_message()};
-        case Machine::StopReason::HostError:
-            return {kExitHostError, (*machine)->stop_message()};
-        }
-    }
 }
 
 }  // namespace atl::vmm

@@ -10,6 +10,7 @@
 #include <atoll/vmm/vmm.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -20,10 +21,11 @@ namespace atl::vmm {
 namespace pci {
 class PciRoot;
 }
+class AcpiPmDevice;
 
 class Machine {
 public:
-    enum class StopReason { None, PowerOff, Reset, TripleFault, InternalError, HostError };
+    enum class StopReason { None, PowerOff, Stopped, Reset, TripleFault, InternalError, HostError };
 
     static Result<std::unique_ptr<Machine>> build(const VmConfig& config, hv::Hypervisor& hypervisor);
     ~Machine();
@@ -34,6 +36,15 @@ public:
 
     // Asks every vCPU to stop; the first reason wins. Safe from any thread.
     void request_stop(StopReason reason, std::string message = {});
+
+    // Parks every vCPU outside the guest and waits until they are parked; resume()
+    // lets them go. Safe from any thread but the vCPUs'.
+    void pause();
+    void resume();
+    // The ACPI power button: a guest that honours it shuts down.
+    void press_power_button();
+    // CLOCK_REALTIME nanoseconds just before vCPU 0 first entered the guest; 0 until then.
+    uint64_t first_vcpu_entry_unix_ns() const { return first_entry_unix_ns_.load(); }
 
 private:
     explicit Machine(const VmConfig& config) : config_(config) {}
@@ -54,6 +65,14 @@ private:
     IoBus mmio_bus_;
     std::shared_ptr<pci::PciRoot> pci_root_;
     std::vector<std::shared_ptr<void>> keep_alive_;  // devices referenced only through callbacks
+
+    std::shared_ptr<AcpiPmDevice> power_management_;
+    std::atomic<uint64_t> first_entry_unix_ns_{0};
+
+    std::mutex pause_mutex_;
+    std::condition_variable pause_changed_;
+    bool paused_ = false;
+    unsigned parked_vcpus_ = 0;
 
     std::mutex stop_mutex_;
     std::atomic<StopReason> stop_reason_{StopReason::None};

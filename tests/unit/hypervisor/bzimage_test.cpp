@@ -340,9 +340,14 @@ TEST_F(BzImageTest, MissingInitrd) {
     EXPECT_EQ(load_error(memory(64 * kMiB), {kernel, initrd, "", 0}), "initrd " + initrd + ": not found");
 }
 
-// A real kernel, when one is around: $ATOLL_TEST_KERNEL, else /boot/vmlinuz-*.
+// A real kernel, when one is around: $ATOLL_TEST_KERNEL, the test host's
+// cached guest kernel (tests/testhost/fetch-assets), else /boot/vmlinuz-*.
 std::string find_real_kernel() {
     if (const char* path = std::getenv("ATOLL_TEST_KERNEL"); path && fs::exists(path)) return path;
+    std::string cache;
+    if (const char* dir = std::getenv("ATOLL_CACHE")) cache = dir;
+    else if (const char* home = std::getenv("HOME")) cache = std::string(home) + "/.cache/atoll";
+    if (!cache.empty() && fs::exists(cache + "/testhost/guest-vmlinuz")) return cache + "/testhost/guest-vmlinuz";
     std::error_code error;
     for (const auto& entry : fs::directory_iterator("/boot", error))
         if (entry.path().filename().string().rfind("vmlinuz-", 0) == 0 && access(entry.path().c_str(), R_OK) == 0)
@@ -352,7 +357,7 @@ std::string find_real_kernel() {
 
 TEST_F(BzImageTest, LoadsARealKernel) {
     const std::string path = find_real_kernel();
-    if (path.empty()) GTEST_SKIP() << "no kernel: set ATOLL_TEST_KERNEL or install one in /boot";
+    if (path.empty()) GTEST_SKIP() << "no kernel: set ATOLL_TEST_KERNEL, run tests/testhost/fetch-assets or install one in /boot";
     auto ram = memory(512 * kMiB);
     auto boot = load_linux(*ram, {path, std::nullopt, "console=ttyS0", 0xe0000});
     ASSERT_TRUE(boot.ok()) << boot.error().message;

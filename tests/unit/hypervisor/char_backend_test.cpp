@@ -296,11 +296,18 @@ TEST(StdioCharBackend, PutsATerminalInRawModeAndRestoresIt) {
     const int saved_stdin = dup(STDIN_FILENO);
     dup2(terminal, STDIN_FILENO);
     termios during{};
+    termios after_second{};
     {
         EventLoop loop;
         auto made = make_stdio_char_backend(loop);
         ASSERT_TRUE(made.ok());
         tcgetattr(terminal, &during);
+        // A second stdio backend neither takes nor gives back the terminal.
+        {
+            auto second = make_stdio_char_backend(loop);
+            ASSERT_TRUE(second.ok());
+        }
+        tcgetattr(terminal, &after_second);
     }
     termios after{};
     tcgetattr(terminal, &after);
@@ -312,6 +319,7 @@ TEST(StdioCharBackend, PutsATerminalInRawModeAndRestoresIt) {
     EXPECT_FALSE(during.c_lflag & ICANON);
     EXPECT_FALSE(during.c_lflag & ECHO);
     EXPECT_TRUE(during.c_lflag & ISIG);  // Ctrl-C still reaches the VMM
+    EXPECT_FALSE(after_second.c_lflag & ICANON);
     EXPECT_TRUE(after.c_lflag & ICANON);
     EXPECT_TRUE(after.c_lflag & ECHO);
 }

@@ -20,7 +20,13 @@ struct RunOutcome {
     std::string message;  // for failures: what happened, with the vCPU's registers
 };
 
+struct RunOptions {
+    std::string kvm_device = "/dev/kvm";
+    // Where to serve the control protocol (hypervisor/docs/control-protocol.md); empty: none.
+    std::string control_socket;
+};
+
 // Builds the VM, runs it (rebuilding it on guest reboot) and returns how it ended.
-RunOutcome run_vm(const VmConfig& config, const std::string& kvm_device = "/dev/kvm");
+RunOutcome run_vm(const VmConfig& config, const RunOptions& options = {});
 
 }  // namespace atl::vmm

@@ -24,14 +24,9 @@ void extract(uint32_t dword, uint16_t offset, std::span<uint8_t> data) {
 
 class PortAccess final : public BusDevice {
 public:
-    PortAccess(std::shared_ptr<PciRoot> root, uint32_t& address, std::shared_ptr<BusDevice> reset_control)
-        : root_(std::move(root)), address_(address), reset_control_(std::move(reset_control)) {}
+    PortAccess(std::shared_ptr<PciRoot> root, uint32_t& address) : root_(std::move(root)), address_(address) {}
 
     void read(uint64_t offset, std::span<uint8_t> data) override {
-        if (offset == 1 && data.size() == 1 && reset_control_) {
-            reset_control_->read(0, data);
-            return;
-        }
         if (offset == 0 && data.size() == 4) {
             std::memcpy(data.data(), &address_, 4);
             return;
@@ -46,10 +41,6 @@ public:
     }
 
     void write(uint64_t offset, std::span<const uint8_t> data) override {
-        if (offset == 1 && data.size() == 1 && reset_control_) {
-            reset_control_->write(0, data);
-            return;
-        }
         if (offset == 0 && data.size() == 4) {
             std::memcpy(&address_, data.data(), 4);
             return;
@@ -62,7 +53,6 @@ public:
 private:
     std::shared_ptr<PciRoot> root_;
     uint32_t& address_;
-    std::shared_ptr<BusDevice> reset_control_;
 };
 
 class EcamAccess final : public BusDevice {
@@ -155,9 +145,7 @@ void PciRoot::remap_bars(unsigned slot) {
     }
 }
 
-std::shared_ptr<BusDevice> PciRoot::port_access(std::shared_ptr<BusDevice> reset_control) {
-    return std::make_shared<PortAccess>(shared_from_this(), port_address_, std::move(reset_control));
-}
+std::shared_ptr<BusDevice> PciRoot::port_access() { return std::make_shared<PortAccess>(shared_from_this(), port_address_); }
 
 std::shared_ptr<BusDevice> PciRoot::ecam_access() { return std::make_shared<EcamAccess>(shared_from_this()); }
 

@@ -25,9 +25,7 @@ public:
     void write_config(unsigned bus, unsigned slot, unsigned function, uint16_t offset, std::span<const uint8_t> data);
 
     // BusDevices for the two access mechanisms: ports 0xCF8-0xCFF and the ECAM window.
-    // Byte accesses to 0xCF9 are the chipset's reset control register, not PCI,
-    // so they go to `reset_control` when given.
-    std::shared_ptr<BusDevice> port_access(std::shared_ptr<BusDevice> reset_control = nullptr);
+    std::shared_ptr<BusDevice> port_access();
     std::shared_ptr<BusDevice> ecam_access();
 
     static constexpr unsigned kSlotCount = 32;

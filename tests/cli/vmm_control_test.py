@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""atoll-vmm's control socket (hypervisor/docs/control-protocol.md) against a real
+atoll-vmm running a tiny guest on this machine's /dev/kvm."""
+import json, os, socket, subprocess, sys, tempfile, time, unittest
+
+VMM = sys.argv.pop(1)
+GUESTS = sys.argv.pop(1)
+
+
+def kvm_usable():
+    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+class Client:
+    def __init__(self, path):
+        deadline = time.time() + 10
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.02)
+        self.file = self.sock.makefile("rw")
+        self.events = []
+        self.hello = self.read()
+        self.next_id = 1
+
+    def read(self):
+        line = self.file.readline()
+        if not line:
+            return None
+        return json.loads(line)
+
+    def send_raw(self, text):
+        self.file.write(text)
+        self.file.flush()
+
+    def call(self, command, **arguments):
+        request_id = self.next_id
+        self.next_id += 1
+        message = {"id": request_id, "command": command}
+        if arguments:
+            message["arguments"] = arguments
+        self.send_raw(json.dumps(message) + "\n")
+        while True:
+            reply = self.read()
+            if reply is None:
+                raise EOFError("connection closed")
+            if "event" in reply:
+                self.events.append(reply)
+                continue
+            assert reply["id"] == request_id, reply
+            return reply
+
+    def wait_event(self, name, timeout=10):
+        deadline = time.time() + timeout
+        self.sock.settimeout(timeout)
+        while time.time() < deadline:
+            for event in self.events:
+                if event["event"] == name:
+                    self.events.remove(event)
+                    return event
+            event = self.read()
+            if event is None:
+                break
+            self.events.append(event)
+        raise AssertionError(f"no {name} event; saw {self.events}")
+
+
+@unittest.skipUnless(kvm_usable(), "no usable /dev/kvm on this machine")
+class ControlSocketTest(unittest.TestCase):
+    def start(self, behaviour="poweroff-on-button", connect=True):
+        self.dir = tempfile.mkdtemp()
+        self.path = os.path.join(self.dir, "vm.ctl")
+        self.vmm = subprocess.Popen(
+            [VMM, "--name", "tiny", "--kernel", os.path.join(GUESTS, f"tiny-{behaviour}.bzImage"),
+             "--memory", "64", "--cpus", "2", "--no-net", "--serial", "none", "--control-socket", self.path],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return Client(self.path) if connect else None
+
+    def tearDown(self):
+        if self.vmm.poll() is None:
+            self.vmm.kill()
+        self.vmm.communicate()
+
+    def finish(self, timeout=10):
+        out, err = self.vmm.communicate(timeout=timeout)
+        return self.vmm.returncode, err
+
+    def test_greeting_and_status(self):
+        client = self.start()
+        self.assertEqual(client.hello["event"], "hello")
+        self.assertEqual(client.hello["protocol"], 1)
+        self.assertEqual(client.hello["pid"], self.vmm.pid)
+        status = client.call("status")
+        self.assertTrue(status["ok"])
+        result = status["result"]
+        self.assertEqual((result["name"], result["vcpus"], result["memory_mib"]), ("tiny", 2, 64))
+        self.assertEqual(result["state"], "running")
+        self.assertEqual(result["boot_count"], 1)
+        self.assertGreaterEqual(result["first_vcpu_entry_unix_ns"], result["started_unix_ns"])
+        config = client.call("config")["result"]
+        self.assertEqual(config["vcpus"], 2)
+
+    def test_pause_resume(self):
+        client = self.start()
+        self.assertTrue(client.call("pause")["ok"])
+        self.assertEqual(client.wait_event("state")["state"], "paused")
+        self.assertEqual(client.call("status")["result"]["state"], "paused")
+        again = client.call("pause")
+        self.assertEqual(again["error"]["code"], "invalid-state")
+        self.assertEqual(client.call("shutdown")["error"]["code"], "invalid-state")
+        self.assertTrue(client.call("resume")["ok"])
+        self.assertEqual(client.wait_event("state")["state"], "running")
+        self.assertEqual(client.call("resume")["error"]["code"], "invalid-state")
+
+    def test_shutdown_powers_off_through_acpi(self):
+        client = self.start()
+        self.assertTrue(client.call("shutdown")["ok"])
+        event = client.wait_event("exit")
+        self.assertEqual((event["code"], event["reason"]), (0, "poweroff"))
+        code, _ = self.finish()
+        self.assertEqual(code, 0)
+        self.assertFalse(os.path.exists(self.path), "the socket is removed at exit")
+
+    def test_guest_that_ignores_the_button_can_be_stopped(self):
+        client = self.start("halt")
+        self.assertTrue(client.call("shutdown")["ok"])
+        time.sleep(0.3)
+        self.assertIsNone(self.vmm.poll(), "a halted guest does not power off")
+        self.assertTrue(client.call("stop")["ok"])
+        self.assertEqual(client.wait_event("exit")["reason"], "stopped")
+        self.assertEqual(self.finish()[0], 0)
+
+    def test_reboot_counts_boots(self):
+        client = self.start()
+        self.assertTrue(client.call("reboot")["ok"])
+        self.assertEqual(client.wait_event("reset")["boot_count"], 2)
+        self.assertEqual(client.call("status")["result"]["boot_count"], 2)
+        client.call("stop")
+
+    def test_bad_requests_get_named_errors_and_change_nothing(self):
+        client = self.start()
+        for raw, code in [("not json\n", "bad-request"), ("[1,2]\n", "bad-request"),
+                          ('{"id":1}\n', "bad-request"), ('{"id":[1],"command":"status"}\n', "bad-request"),
+                          ('{"id":2,"command":"status","arguments":5}\n', "bad-request"),
+                          ('{"id":3,"command":"format-disk"}\n', "unknown-command"),
+                          ("x" * 70000 + "\n", "bad-request")]:
+            client.send_raw(raw)
+            reply = client.read()
+            self.assertFalse(reply["ok"], raw[:40])
+            self.assertEqual(reply["error"]["code"], code, raw[:40])
+        self.assertEqual(client.call("status")["result"]["state"], "running")
+
+    def test_clients_come_and_go_without_harm(self):
+        first = self.start()
+        second = Client(self.path)
+        second.sock.close()
+        third = Client(self.path)
+        self.assertTrue(third.call("pause")["ok"])
+        self.assertEqual(first.wait_event("state")["state"], "paused")
+        third.call("resume")
+        self.assertTrue(first.call("status")["ok"])
+        first.call("stop")
+
+    def test_triple_fault_exit_code_and_registers(self):
+        self.start("triple-fault", connect=False)
+        code, err = self.finish()
+        self.assertEqual(code, 3)
+        self.assertIn("triple-faulted", err)
+        self.assertIn("rip=", err)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
