@@ -89,6 +89,21 @@ TEST(Virtqueue, EmptyQueuePopsNothing) {
     EXPECT_EQ(popped.error, "");
 }
 
+TEST(Virtqueue, BatchPublishesAllEntriesWithOneIndexUpdate) {
+    TestDriver driver(16);
+    auto queue = driver.make_queue(false);
+    const Virtqueue::UsedElement used[] = {{3, 100}, {7, 200}, {1, 0}};
+    queue.push_used_batch(used);
+    EXPECT_EQ(driver.used_index(), 3);
+    EXPECT_EQ(queue.next_used_index(), 3);
+    for (uint16_t i = 0; i < 3; ++i) {
+        EXPECT_EQ(driver.used_element(i).id, used[i].head);
+        EXPECT_EQ(driver.used_element(i).length, used[i].written_bytes);
+    }
+    queue.push_used_batch({});
+    EXPECT_EQ(driver.used_index(), 3) << "an empty batch publishes nothing";
+}
+
 TEST(Virtqueue, PopsReadableThenWritableBuffers) {
     TestDriver driver(16);
     auto queue = driver.make_queue(false);

@@ -369,7 +369,7 @@ NetDevice::Delivery NetDevice::deliver(std::span<const uint8_t> frame) {
 
     VirtioNetHeader header;
     header.num_buffers = static_cast<uint16_t>(chain_count);  // 1 without MRG_RXBUF (section 5.1.6.4)
-    std::vector<uint32_t> written_bytes(chain_count, 0);
+    std::vector<Virtqueue::UsedElement> used(chain_count);
     size_t frame_offset = 0;
     for (size_t i = 0; i < chain_count; ++i) {
         ChainWriter writer(*memory_, reserved_rx_chains_[i].writable);
@@ -383,9 +383,11 @@ NetDevice::Delivery NetDevice::deliver(std::span<const uint8_t> frame) {
             return Delivery::kDeviceFailed;
         }
         frame_offset += piece;
-        written_bytes[i] = static_cast<uint32_t>(writer.written());
+        used[i] = {reserved_rx_chains_[i].head, static_cast<uint32_t>(writer.written())};
     }
-    for (size_t i = 0; i < chain_count; ++i) queue.push_used(reserved_rx_chains_[i].head, written_bytes[i]);
+    // One index update for all of them: num_buffers promises the driver every
+    // chain is there when it looks.
+    queue.push_used_batch(used);
     reserved_rx_chains_.erase(reserved_rx_chains_.begin(), reserved_rx_chains_.begin() + chain_count);
 
     ++statistics_.received_frames;

@@ -346,14 +346,21 @@ Virtqueue::PopResult Virtqueue::pop() {
 void Virtqueue::undo_pop() { --next_available_; }
 
 void Virtqueue::push_used(uint16_t head, uint32_t written_bytes) {
+    const UsedElement element{head, written_bytes};
+    push_used_batch(std::span(&element, 1));
+}
+
+void Virtqueue::push_used_batch(std::span<const UsedElement> elements) {
     const uint16_t size = layout_.size;
-    if (size == 0) return;
-    const uint64_t slot = next_used_ & (size - 1);
-    auto* entry = reinterpret_cast<uint32_t*>(memory_.host_pointer(
-        GuestAddress{layout_.used_ring.value + kRingEntriesOffset + kUsedEntrySize * slot}, kUsedEntrySize));
-    __atomic_store_n(&entry[0], static_cast<uint32_t>(head), __ATOMIC_RELAXED);
-    __atomic_store_n(&entry[1], written_bytes, __ATOMIC_RELAXED);
-    ++next_used_;
+    if (size == 0 || elements.empty()) return;
+    for (const auto& element : elements) {
+        const uint64_t slot = next_used_ & (size - 1);
+        auto* entry = reinterpret_cast<uint32_t*>(memory_.host_pointer(
+            GuestAddress{layout_.used_ring.value + kRingEntriesOffset + kUsedEntrySize * slot}, kUsedEntrySize));
+        __atomic_store_n(&entry[0], static_cast<uint32_t>(element.head), __ATOMIC_RELAXED);
+        __atomic_store_n(&entry[1], element.written_bytes, __ATOMIC_RELAXED);
+        ++next_used_;
+    }
     // Release: the entry (and the data written into the buffers) is visible
     // before the driver can see the new idx (section 2.7.8.2).
     __atomic_store_n(ring_field(memory_, layout_.used_ring, kRingIndexOffset), next_used_, __ATOMIC_RELEASE);

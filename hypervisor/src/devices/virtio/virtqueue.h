@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -99,6 +100,13 @@ public:
     void undo_pop();
 
     void push_used(uint16_t head, uint32_t written_bytes);
+    // Several used entries published with one index update, so the driver sees
+    // them all at once (a merged receive buffer spans several chains, section 5.1.6.4).
+    struct UsedElement {
+        uint16_t head = 0;
+        uint32_t written_bytes = 0;
+    };
+    void push_used_batch(std::span<const UsedElement> elements);
     // True when the driver wants an interrupt for what was pushed since the
     // last call (VIRTQ_AVAIL_F_NO_INTERRUPT or used_event with EVENT_IDX).
     bool needs_interrupt();
