@@ -26,53 +26,51 @@ atl::Result<ConsoleConfig> parse_console_option(const std::string& text, const c
     return console;
 }
 
+// "a,b,c" -> {"a", "b", "c"}; empty parts are kept so that errors can name them.
+std::vector<std::string> split_on_commas(const std::string& text) {
+    std::vector<std::string> parts;
+    size_t start = 0;
+    for (;;) {
+        const size_t comma = text.find(',', start);
+        parts.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+        if (comma == std::string::npos) return parts;
+        start = comma + 1;
+    }
+}
+
 // PATH[,ro][,serial=ID]
 atl::Result<DiskConfig> parse_disk_option(const std::string& text) {
+    const auto parts = split_on_commas(text);
     DiskConfig disk;
-    size_t start = 0;
-    bool first = true;
-    while (start <= text.size()) {
-        const size_t comma = text.find(',', start);
-        const std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        if (first) disk.path = part;
-        else if (part == "ro") disk.read_only = true;
+    disk.path = parts[0];
+    if (disk.path.empty()) return atl::make_error("--disk: no path given");
+    for (size_t i = 1; i < parts.size(); ++i) {
+        const auto& part = parts[i];
+        if (part == "ro") disk.read_only = true;
         else if (part == "rw") disk.read_only = false;
         else if (part.rfind("serial=", 0) == 0) disk.serial = part.substr(7);
         else return atl::make_error("--disk \"" + text + "\": unknown option \"" + part + "\"");
-        first = false;
-        if (comma == std::string::npos) break;
-        start = comma + 1;
     }
-    if (disk.path.empty()) return atl::make_error("--disk: no path given");
     return disk;
 }
 
 // user[,hostfwd=tcp:HOST:GUEST]...[,mac=..] or tap:NAME[,mac=..]
 atl::Result<NetConfig> parse_net_option(const std::string& text) {
+    const auto parts = split_on_commas(text);
     NetConfig net;
-    size_t start = 0;
-    bool first = true;
-    while (start <= text.size()) {
-        const size_t comma = text.find(',', start);
-        const std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        if (first) {
-            if (part == "user") net.mode = NetConfig::Mode::User;
-            else if (part.rfind("tap:", 0) == 0) {
-                net.mode = NetConfig::Mode::Tap;
-                net.tap_name = part.substr(4);
-            } else {
-                return atl::make_error("--net \"" + text + "\": starts with user or tap:NAME");
-            }
-        } else if (part.rfind("hostfwd=", 0) == 0) {
-            net.host_forwards.push_back(part.substr(8));
-        } else if (part.rfind("mac=", 0) == 0) {
-            net.mac = part.substr(4);
-        } else {
-            return atl::make_error("--net \"" + text + "\": unknown option \"" + part + "\"");
-        }
-        first = false;
-        if (comma == std::string::npos) break;
-        start = comma + 1;
+    if (parts[0] == "user") {
+        net.mode = NetConfig::Mode::User;
+    } else if (parts[0].rfind("tap:", 0) == 0) {
+        net.mode = NetConfig::Mode::Tap;
+        net.tap_name = parts[0].substr(4);
+    } else {
+        return atl::make_error("--net \"" + text + "\": starts with user or tap:NAME");
+    }
+    for (size_t i = 1; i < parts.size(); ++i) {
+        const auto& part = parts[i];
+        if (part.rfind("hostfwd=", 0) == 0) net.host_forwards.push_back(part.substr(8));
+        else if (part.rfind("mac=", 0) == 0) net.mac = part.substr(4);
+        else return atl::make_error("--net \"" + text + "\": unknown option \"" + part + "\"");
     }
     return net;
 }

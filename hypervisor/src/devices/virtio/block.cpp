@@ -203,11 +203,7 @@ void BlockDevice::read_config(uint64_t offset, std::span<uint8_t> data) const {
     config.max_write_zeroes_sectors = kMaxDiscardSectors;
     config.max_write_zeroes_seg = kMaxDiscardSegments;
     config.write_zeroes_may_unmap = 1;  // an unmap request punches a hole
-    const auto* bytes = reinterpret_cast<const uint8_t*>(&config);
-    for (size_t i = 0; i < data.size(); ++i) {
-        const bool inside = offset < sizeof config && i < sizeof config - offset;
-        data[i] = inside ? bytes[offset + i] : 0;
-    }
+    read_config_window(config, offset, data);
 }
 
 Result<void> BlockDevice::activate(ActivationContext context) {

@@ -32,11 +32,7 @@ uint64_t ConsoleDevice::offered_features() const {
 
 void ConsoleDevice::read_config(uint64_t offset, std::span<uint8_t> data) const {
     const ConsoleConfig config{};
-    const auto* bytes = reinterpret_cast<const uint8_t*>(&config);
-    for (size_t i = 0; i < data.size(); ++i) {
-        const bool inside = offset < sizeof config && i < sizeof config - offset;
-        data[i] = inside ? bytes[offset + i] : 0;
-    }
+    read_config_window(config, offset, data);
 }
 
 void ConsoleDevice::write_config(uint64_t offset, std::span<const uint8_t> data) {

@@ -36,6 +36,16 @@ enum DeviceType : uint16_t {
     kDeviceSound = 25,
 };
 
+// Copies the part of a device's configuration space that [offset, offset +
+// data.size()) covers into `data`; bytes beyond the space read as zero.
+inline void read_config_window(std::span<const uint8_t> space, uint64_t offset, std::span<uint8_t> data) {
+    for (size_t i = 0; i < data.size(); ++i) data[i] = (offset < space.size() && i < space.size() - offset) ? space[offset + i] : 0;
+}
+template <class Config>
+void read_config_window(const Config& config, uint64_t offset, std::span<uint8_t> data) {
+    read_config_window(std::span(reinterpret_cast<const uint8_t*>(&config), sizeof config), offset, data);
+}
+
 class Interrupt {
 public:
     virtual ~Interrupt() = default;

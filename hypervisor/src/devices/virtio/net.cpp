@@ -136,9 +136,7 @@ void NetDevice::read_config(uint64_t offset, std::span<uint8_t> data) const {
     // Without VIRTIO_NET_F_SPEED_DUPLEX these are ignored; "unknown" is honest.
     store_le32(&space[kConfigSpeed], 0xffffffff);
     space[kConfigDuplex] = 0xff;
-    for (size_t i = 0; i < data.size(); ++i) {
-        data[i] = (offset < kConfigBytes && i < kConfigBytes - offset) ? space[offset + i] : 0;
-    }
+    read_config_window(std::span<const uint8_t>(space), offset, data);
 }
 
 Result<void> NetDevice::activate(ActivationContext context) {

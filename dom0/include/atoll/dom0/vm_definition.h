@@ -1,0 +1,92 @@
+// A VM as atolld keeps it: the definition DefineVM takes (JSON), its parser and
+// validator, and the states a VM goes through.
+#pragma once
+
+#include <atoll/dom0/error.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace atl::dom0 {
+
+// shut-off -> starting -> running <-> paused; running -> shutting-down -> shut-off;
+// any running state -> crashed when atoll-vmm dies unexpectedly.
+enum class VmState { ShutOff, Starting, Running, Paused, ShuttingDown, Crashed };
+
+const char* state_name(VmState state);  // "shut-off", "starting", ...
+std::optional<VmState> parse_state(std::string_view text);
+// Whether an atoll-vmm process belongs to the VM in this state.
+bool state_is_active(VmState state);
+
+struct BootSource {
+    enum class Kind { Kernel, Disk };
+    Kind kind = Kind::Kernel;
+    std::string kernel;  // Kind::Kernel: a bzImage
+    std::string initrd;  // optional
+    std::string cmdline = "console=ttyS0";
+    unsigned disk = 0;  // Kind::Disk: index into disks
+};
+
+struct DiskDefinition {
+    std::string path;
+    bool read_only = false;
+    std::string serial;
+};
+
+struct NicDefinition {
+    enum class Mode { User, Tap };
+    Mode mode = Mode::User;
+    std::string tap;
+    std::string mac;
+    std::vector<std::string> host_forwards;  // user mode: "tcp:HOSTPORT:GUESTPORT"
+};
+
+struct RestartPolicy {
+    enum class Kind { Never, OnCrash };
+    Kind kind = Kind::Never;
+    unsigned max_restarts = 0;  // OnCrash: restarts after one Start, at most
+};
+
+std::string restart_policy_text(const RestartPolicy& policy);  // "never", "on-crash:3"
+
+struct VmDefinition {
+    std::string uuid;  // canonical lower-case 8-4-4-4-12; empty before DefineVM assigns one
+    std::string name;
+    unsigned vcpus = 1;
+    uint64_t memory_mib = 512;
+    BootSource boot;
+    std::vector<DiskDefinition> disks;
+    std::vector<NicDefinition> nets;
+    bool entropy = true;
+    bool autostart = false;
+    RestartPolicy restart;
+    // {"display": ..., "audio": ..., "usb": ...}: settings later components own,
+    // kept as given (a JSON object text, "{}" when none).
+    std::string extra_json = "{}";
+};
+
+inline constexpr size_t kMaxConfigBytes = 256 * 1024;
+inline constexpr size_t kMaxNameBytes = 64;
+
+// The JSON form (see dom0/README.md). Unknown keys, wrong types and values out
+// of range are InvalidArgument faults that name the key.
+Outcome<VmDefinition> parse_vm_definition(std::string_view json_text);
+// The canonical JSON form: parse_vm_definition(vm_definition_to_json(d)) == d.
+std::string vm_definition_to_json(const VmDefinition& definition);
+// What parse_vm_definition checks after reading: names, ranges, counts, path syntax.
+// Whether the files exist is the StoragePolicy's business.
+Outcome<void> validate_vm_definition(const VmDefinition& definition);
+
+bool valid_vm_name(std::string_view name);
+
+// UUIDs: random (version 4) and the canonical form of one given by a person.
+std::string generate_uuid();
+std::optional<std::string> canonical_uuid(std::string_view text);
+
+// The D-Bus object of a VM: /org/atoll/Atoll1/vm/<uuid with '_' for '-'>.
+std::string vm_object_path(const std::string& uuid);
+
+}  // namespace atl::dom0
