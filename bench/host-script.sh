@@ -7,6 +7,7 @@
 # as "BENCH-PROBLEM ..." with the tail of the VMM's output; the script then
 # goes on with the other measurements and exits 1 at the end.
 # Settings come from bench.conf (written by bench/run).
+# shellcheck disable=SC1091 # written by bench/run
 . ./bench.conf
 
 K=/guest/vmlinuz
@@ -80,31 +81,35 @@ while [ $rep -le "$BOOT_REPS" ]; do
     for vmm in atoll microvm q35; do
         name=boot-$vmm-$rep
         if launch $vmm boot $name "" -m ATOLL-INIT -t 120; then
-            echo "BENCH-SAMPLE boot_ms $vmm $(value boot_ms $name)"
-            ex=$(value exit $name)
-            [ "$ex" = 0 ] || problem /tmp/logs/$name.log "$name: the VMM exited with '$ex' after the guest powered off (expected 0)"
+            echo "BENCH-SAMPLE boot_ms $vmm $(value boot_ms "$name")"
+            ex=$(value exit "$name")
+            [ "$ex" = 0 ] || problem "/tmp/logs/$name.log" "$name: the VMM exited with '$ex' after the guest powered off (expected 0)"
         fi
-        echo "bench: $name: $(tr '\n' ' ' </tmp/logs/$name.out)"
+        echo "bench: $name: $(tr '\n' ' ' <"/tmp/logs/$name.out")"
     done
     rep=$((rep + 1))
 done
 
 # --- 2. resident memory beyond guest RAM ------------------------------------
-# The guest idles after its marker; vmmtime samples /proc/PID/status
-# RSS_DELAY_MS later and kills the VMM.
+# The guest idles after its marker; RSS_DELAY_MS later vmmtime reads VmRSS and
+# the Rss of the guest-RAM memfd mappings (by name, in /proc/PID/smaps) and
+# kills the VMM. Not RssShmem: this host's root file system is tmpfs, so the
+# pages of the VMM's binary and libraries count as shmem too.
 rep=1
 while [ $rep -le "$RSS_REPS" ]; do
     for vmm in atoll q35; do
         name=rss-$vmm-$rep
-        if launch $vmm idle $name "bench.idle=60" -m ATOLL-INIT -r "$RSS_DELAY_MS" -k -t 120; then
-            kb=$(value overhead_kb $name)
+        ram=/memfd:atoll-guest-ram
+        [ $vmm = q35 ] && ram=/memfd:memory-backend-memfd
+        if launch $vmm idle $name "bench.idle=60" -m ATOLL-INIT -r "$RSS_DELAY_MS" -g $ram -k -t 120; then
+            kb=$(value overhead_kb "$name")
             if [ -n "$kb" ]; then
                 echo "BENCH-SAMPLE rss_overhead_kb $vmm $kb"
             else
-                problem /tmp/logs/$name.log "$name: no memory sample"
+                problem "/tmp/logs/$name.log" "$name: no memory sample or no guest RAM mapping named $ram"
             fi
         fi
-        echo "bench: $name: $(tr '\n' ' ' </tmp/logs/$name.out)"
+        echo "bench: $name: $(tr '\n' ' ' <"/tmp/logs/$name.out")"
     done
     rep=$((rep + 1))
 done
@@ -119,13 +124,13 @@ while [ $rep -le "$BLK_BOOTS" ]; do
         name=blk-$vmm-$rep
         launch $vmm blk $name "bench.seq=$SEQ_PASSES bench.rand=$RAND_RUNS bench.secs=$RAND_SECS" \
             -m BENCH-GUEST-DONE -t 300
-        grep -h 'BENCH-' /tmp/logs/$name.log | sed "s/^/bench: $name: /"
-        sed -n 's/.*BENCH-SEQ mib_s=\([0-9.]*\).*/\1/p' /tmp/logs/$name.log |
+        grep -h 'BENCH-' "/tmp/logs/$name.log" | sed "s/^/bench: $name: /"
+        sed -n 's/.*BENCH-SEQ mib_s=\([0-9.]*\).*/\1/p' "/tmp/logs/$name.log" |
             while read -r v; do echo "BENCH-SAMPLE blk_seq_mib_s $vmm $v"; done
-        sed -n 's/.*BENCH-RAND iops=\([0-9.]*\).*/\1/p' /tmp/logs/$name.log |
+        sed -n 's/.*BENCH-RAND iops=\([0-9.]*\).*/\1/p' "/tmp/logs/$name.log" |
             while read -r v; do echo "BENCH-SAMPLE blk_rand_iops $vmm $v"; done
-        if grep -q 'BENCH-ERROR' /tmp/logs/$name.log; then
-            problem /tmp/logs/$name.log "$name: the guest reported an error"
+        if grep -q 'BENCH-ERROR' "/tmp/logs/$name.log"; then
+            problem "/tmp/logs/$name.log" "$name: the guest reported an error"
         fi
     done
     rep=$((rep + 1))

@@ -2,18 +2,22 @@
 // memory use. Part of Atoll's benchmarks (bench/run); runs in the virtual
 // test host, so it is built static and uses nothing beyond libc.
 //
-// Usage: vmmtime [-m MARKER] [-r DELAY_MS] [-t TIMEOUT_S] [-k] [-o LOG] -- PROG ARGS...
+// Usage: vmmtime [-m MARKER] [-r DELAY_MS [-g NAME]] [-t TIMEOUT_S] [-k] [-o LOG]
+//                -- PROG ARGS...
 //   -m MARKER   report boot_ms when MARKER first appears in PROG's output
 //               (stdout and stderr, read from one pipe)
-//   -r DELAY_MS DELAY_MS after the marker, read /proc/PID/status and report
-//               the VMM's resident memory (kB): vmrss, rss_anon, rss_file,
-//               rss_shmem, overhead = vmrss - rss_shmem
+//   -r DELAY_MS DELAY_MS after the marker, report the VMM's resident memory
+//               (kB) from /proc/PID/status: vmrss, rss_anon, rss_file,
+//               rss_shmem; and from /proc/PID/smaps: guest_ram_rss, the Rss
+//               of the mappings whose name contains NAME (-g: the guest RAM
+//               memfd, e.g. "/memfd:atoll-guest-ram"), and
+//               overhead = vmrss - guest_ram_rss
 //   -t TIMEOUT  kill PROG (SIGKILL) after TIMEOUT seconds; default 120
 //   -k          kill PROG as soon as everything asked for is measured
 //   -o LOG      write PROG's output there, each line prefixed with the
 //               milliseconds since PROG was started: "[  1234.5] text"
 // Output (stdout), one "key=value" per line: boot_ms, vmrss_kb, rss_anon_kb,
-// rss_file_kb, rss_shmem_kb, overhead_kb, exit (PROG's status, or
+// rss_file_kb, rss_shmem_kb, guest_ram_rss_kb, guest_ram_maps, overhead_kb, exit (PROG's status, or
 // "signal N"), and "timeout=1" when PROG had to be killed.
 // Exit: 0 when the marker (if any) was seen and PROG was not timed out,
 // 1 otherwise, 2 on usage errors.
@@ -36,7 +40,7 @@ static double now_ms(void) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: vmmtime [-m MARKER] [-r DELAY_MS] [-t TIMEOUT_S] [-k] [-o LOG] -- PROG ARGS...\n");
+    fprintf(stderr, "usage: vmmtime [-m MARKER] [-r DELAY_MS [-g NAME]] [-t TIMEOUT_S] [-k] [-o LOG] -- PROG ARGS...\n");
     exit(2);
 }
 
@@ -51,7 +55,32 @@ static long status_kb(const char* status, const char* key) {
     return -1;
 }
 
-static int sample_memory(pid_t pid) {
+// Sum of the Rss of the mappings whose name contains `name`; -1 on errors.
+static long mapped_rss_kb(pid_t pid, const char* name, int* maps) {
+    char path[64], line[4096];
+    snprintf(path, sizeof path, "/proc/%d/smaps", (int)pid);
+    FILE* f = fopen(path, "re");
+    if (!f) return -1;
+    long total = 0;
+    int in_match = 0;
+    *maps = 0;
+    while (fgets(line, sizeof line, f)) {
+        // A mapping starts with "start-end perms offset dev inode [name]";
+        // its fields follow as "Key:   value kB".
+        unsigned long start, end;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &start, &end, perms) == 3) {
+            in_match = strstr(line, name) != NULL;
+            *maps += in_match;
+        } else if (in_match && strncmp(line, "Rss:", 4) == 0) {
+            total += strtol(line + 4, NULL, 10);
+        }
+    }
+    fclose(f);
+    return total;
+}
+
+static int sample_memory(pid_t pid, const char* guest_ram) {
     char path[64], buf[8192];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -62,9 +91,15 @@ static int sample_memory(pid_t pid) {
     buf[len] = 0;
     long vmrss = status_kb(buf, "VmRSS"), anon = status_kb(buf, "RssAnon");
     long file = status_kb(buf, "RssFile"), shmem = status_kb(buf, "RssShmem");
-    if (vmrss < 0 || shmem < 0) return -1;
-    printf("vmrss_kb=%ld\nrss_anon_kb=%ld\nrss_file_kb=%ld\nrss_shmem_kb=%ld\noverhead_kb=%ld\n", vmrss, anon,
-           file, shmem, vmrss - shmem);
+    if (vmrss < 0) return -1;
+    printf("vmrss_kb=%ld\nrss_anon_kb=%ld\nrss_file_kb=%ld\nrss_shmem_kb=%ld\n", vmrss, anon, file, shmem);
+    if (guest_ram) {
+        int maps = 0;
+        long ram = mapped_rss_kb(pid, guest_ram, &maps);
+        if (ram < 0) return -1;
+        printf("guest_ram_rss_kb=%ld\nguest_ram_maps=%d\n", ram, maps);
+        if (maps > 0) printf("overhead_kb=%ld\n", vmrss - ram);
+    }
     fflush(stdout);
     return 0;
 }
@@ -72,13 +107,15 @@ static int sample_memory(pid_t pid) {
 int main(int argc, char** argv) {
     const char* marker = NULL;
     const char* log_path = NULL;
+    const char* guest_ram = NULL;
     long rss_delay = -1, timeout_s = 120;
     int kill_when_done = 0, opt;
-    while ((opt = getopt(argc, argv, "+m:r:t:ko:")) != -1) {
+    while ((opt = getopt(argc, argv, "+m:r:g:t:ko:")) != -1) {
         switch (opt) {
         case 'm': marker = optarg; break;
         case 'r': rss_delay = strtol(optarg, NULL, 10); break;
         case 't': timeout_s = strtol(optarg, NULL, 10); break;
+        case 'g': guest_ram = optarg; break;
         case 'k': kill_when_done = 1; break;
         case 'o': log_path = optarg; break;
         default: usage();
@@ -128,7 +165,7 @@ int main(int argc, char** argv) {
             break;
         }
         if (!sampled && marker_at >= 0 && t >= marker_at + rss_delay) {
-            if (sample_memory(pid) != 0) printf("memory_error=1\n");
+            if (sample_memory(pid, guest_ram) != 0) printf("memory_error=1\n");
             sampled = 1;
         }
         if (kill_when_done && sampled && (!marker || marker_at >= 0)) break;

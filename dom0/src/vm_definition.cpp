@@ -19,7 +19,7 @@ Outcome<void> refuse_unknown_keys(const json& object, std::initializer_list<std:
                                   const std::string& where) {
     for (auto it = object.begin(); it != object.end(); ++it) {
         if (std::find(known.begin(), known.end(), it.key()) == known.end())
-            return invalid(where + it.key() + ": unknown setting");
+            return invalid(where + (it.key().size() <= 64 ? it.key() : quote_text(it.key())) + ": unknown setting");
     }
     return {};
 }
@@ -59,7 +59,7 @@ bool valid_path_syntax(const std::string& path, std::string& why) {
         return false;
     }
     if (path.front() != '/') {
-        why = "\"" + path + "\" is not an absolute path";
+        why = quote_text(path, 256) + " is not an absolute path";
         return false;
     }
     if (path.size() > 4095) {
@@ -77,7 +77,7 @@ bool valid_path_syntax(const std::string& path, std::string& why) {
         if (slash == std::string::npos) slash = path.size();
         const std::string_view part(path.data() + start, slash - start);
         if (part == ".." || part == ".") {
-            why = "\"" + path + "\" contains a '" + std::string(part) + "' component";
+            why = quote_text(path, 256) + " contains a '" + std::string(part) + "' component";
             return false;
         }
         start = slash + 1;
@@ -121,7 +121,54 @@ bool printable(const std::string& text) {
     return std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; });
 }
 
+// How deeply arrays and objects nest in a JSON text (strings skipped). Checked
+// before parsing: copying or printing a deeply nested value recurses.
+size_t nesting_depth(std::string_view text) {
+    size_t depth = 0, deepest = 0;
+    bool in_string = false, escaped = false;
+    for (char c : text) {
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+            continue;
+        }
+        if (c == '"') in_string = true;
+        else if (c == '[' || c == '{') deepest = std::max(deepest, ++depth);
+        else if ((c == ']' || c == '}') && depth > 0) --depth;
+    }
+    return deepest;
+}
+
 }  // namespace
+
+std::string quote_text(std::string_view text, size_t limit, char quote) {
+    if (text.size() <= limit) return quote + std::string(text) + quote;
+    size_t cut = limit;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) --cut;  // not inside a character
+    return quote + std::string(text.substr(0, cut)) + "..." + quote + " (" + std::to_string(text.size()) + " bytes)";
+}
+
+bool valid_utf8(std::string_view text) {
+    size_t i = 0;
+    while (i < text.size()) {
+        const auto byte = static_cast<unsigned char>(text[i]);
+        size_t length = byte < 0x80 ? 1 : (byte >> 5) == 0x6 ? 2 : (byte >> 4) == 0xe ? 3 : (byte >> 3) == 0x1e ? 4 : 0;
+        if (length == 0 || i + length > text.size()) return false;
+        uint32_t code = length == 1 ? byte : byte & (0x7f >> length);
+        for (size_t k = 1; k < length; ++k) {
+            const auto next = static_cast<unsigned char>(text[i + k]);
+            if ((next & 0xc0) != 0x80) return false;
+            code = code << 6 | (next & 0x3f);
+        }
+        // No overlong forms, no surrogates, nothing past U+10FFFF (RFC 3629).
+        if ((length == 2 && code < 0x80) || (length == 3 && code < 0x800) || (length == 4 && code < 0x10000) ||
+            (code >= 0xd800 && code <= 0xdfff) || code > 0x10ffff)
+            return false;
+        i += length;
+    }
+    return true;
+}
 
 const char* error_kind_name(ErrorKind kind) {
     switch (kind) {
@@ -219,6 +266,8 @@ Outcome<VmDefinition> parse_vm_definition(std::string_view json_text) {
     if (json_text.size() > kMaxConfigBytes)
         return invalid("configuration: " + std::to_string(json_text.size()) + " bytes is more than the " +
                        std::to_string(kMaxConfigBytes) + " allowed");
+    if (nesting_depth(json_text) > kMaxConfigDepth)
+        return invalid("configuration: nested more than " + std::to_string(kMaxConfigDepth) + " levels deep");
     json root = json::parse(json_text, nullptr, false);
     if (root.is_discarded()) return invalid("configuration: not valid JSON");
     if (!root.is_object()) return invalid("configuration: must be a JSON object");
@@ -233,7 +282,7 @@ Outcome<VmDefinition> parse_vm_definition(std::string_view json_text) {
     ATOLL_DOM0_TRY(take_string(root, "uuid", uuid, ""));
     if (root.contains("uuid")) {
         auto canonical = canonical_uuid(uuid);
-        if (!canonical) return invalid("uuid: \"" + uuid.substr(0, 64) + "\" is not a UUID (8-4-4-4-12 hex digits, not all zero)");
+        if (!canonical) return invalid("uuid: " + quote_text(uuid) + " is not a UUID (8-4-4-4-12 hex digits, not all zero)");
         definition.uuid = *canonical;
     }
     uint64_t vcpus = definition.vcpus;
@@ -275,7 +324,7 @@ Outcome<VmDefinition> parse_vm_definition(std::string_view json_text) {
             ATOLL_DOM0_TRY(take_string(entry, "mode", mode, where));
             if (mode == "user") nic.mode = NicDefinition::Mode::User;
             else if (mode == "tap") nic.mode = NicDefinition::Mode::Tap;
-            else return invalid(where + "mode: \"" + mode.substr(0, 64) + "\" is not \"user\" or \"tap\"");
+            else return invalid(where + "mode: " + quote_text(mode) + " is not \"user\" or \"tap\"");
             ATOLL_DOM0_TRY(take_string(entry, "tap", nic.tap, where));
             ATOLL_DOM0_TRY(take_string(entry, "mac", nic.mac, where));
             if (entry.contains("host_forwards")) {
@@ -328,7 +377,7 @@ Outcome<VmDefinition> parse_vm_definition(std::string_view json_text) {
             if (max_restarts > 100) return invalid("restart.max_restarts: " + std::to_string(max_restarts) + " is more than 100");
             definition.restart = {RestartPolicy::Kind::OnCrash, static_cast<unsigned>(max_restarts)};
         } else {
-            return invalid("restart.policy: \"" + policy.substr(0, 64) + "\" is not \"never\" or \"on-crash\"");
+            return invalid("restart.policy: " + quote_text(policy) + " is not \"never\" or \"on-crash\"");
         }
     }
     json extra = json::object();
@@ -342,9 +391,9 @@ Outcome<VmDefinition> parse_vm_definition(std::string_view json_text) {
 
 Outcome<void> validate_vm_definition(const VmDefinition& d) {
     if (!valid_vm_name(d.name))
-        return invalid("name \"" + d.name.substr(0, 80) + (d.name.size() > 80 ? "..." : "") +
-                       "\": use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
-    if (!d.uuid.empty() && canonical_uuid(d.uuid) != d.uuid) return invalid("uuid: \"" + d.uuid.substr(0, 64) + "\" is not canonical");
+        return invalid("name " + quote_text(d.name) +
+                       ": use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+    if (!d.uuid.empty() && canonical_uuid(d.uuid) != d.uuid) return invalid("uuid: " + quote_text(d.uuid) + " is not canonical");
     if (d.vcpus == 0 || d.vcpus > 255) return invalid("vcpus: " + std::to_string(d.vcpus) + " is not between 1 and 255");
     if (d.memory_mib < 16 || d.memory_mib > (uint64_t{1} << 22))
         return invalid("memory_mib: " + std::to_string(d.memory_mib) + " is not between 16 and 4194304 (4 TiB)");
@@ -369,7 +418,7 @@ Outcome<void> validate_vm_definition(const VmDefinition& d) {
         const auto& nic = d.nets[i];
         const std::string where = "nets[" + std::to_string(i) + "].";
         if (!nic.mac.empty() && !valid_mac(nic.mac))
-            return invalid(where + "mac: \"" + nic.mac.substr(0, 64) + "\" is not a unicast MAC address (aa:bb:cc:dd:ee:ff, first byte even)");
+            return invalid(where + "mac: " + quote_text(nic.mac) + " is not a unicast MAC address (aa:bb:cc:dd:ee:ff, first byte even)");
         if (nic.mode == NicDefinition::Mode::Tap) {
             if (nic.tap.empty() || nic.tap.size() > 15 || !printable(nic.tap) || nic.tap.find('/') != std::string::npos ||
                 nic.tap.find(' ') != std::string::npos)
@@ -380,7 +429,7 @@ Outcome<void> validate_vm_definition(const VmDefinition& d) {
         }
         for (const auto& forward : nic.host_forwards) {
             if (!valid_forward(forward))
-                return invalid(where + "host_forwards: \"" + forward.substr(0, 64) + "\" is not tcp|udp:HOSTPORT:GUESTPORT");
+                return invalid(where + "host_forwards: " + quote_text(forward) + " is not tcp|udp:HOSTPORT:GUESTPORT");
         }
     }
     if (d.restart.kind == RestartPolicy::Kind::OnCrash && d.restart.max_restarts > 100)

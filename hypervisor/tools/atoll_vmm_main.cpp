@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <iostream>
 
 namespace {
@@ -75,11 +76,20 @@ atl::Result<NetConfig> parse_net_option(const std::string& text) {
     return net;
 }
 
+// WxH, e.g. 1280x800
+atl::Result<std::pair<unsigned, unsigned>> parse_size_option(const std::string& text) {
+    unsigned width = 0, height = 0;
+    char separator = 0, extra = 0;
+    if (sscanf(text.c_str(), "%u%c%u%c", &width, &separator, &height, &extra) != 3 || separator != 'x')
+        return atl::make_error("--display-size \"" + text + "\": use WIDTHxHEIGHT, e.g. 1280x800");
+    return std::make_pair(width, height);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"atoll-vmm: runs one Atoll virtual machine"};
-    std::string config_path, kernel, initrd, cmdline, serial, virtio_console, name;
+    std::string config_path, kernel, initrd, cmdline, serial, virtio_console, name, display, display_size;
     uint64_t memory_mib = 0;
     unsigned vcpus = 0;
     std::vector<std::string> disks, nets;
@@ -98,6 +108,9 @@ int main(int argc, char** argv) {
     app.add_option("--serial", serial, "16550 UART (ttyS0): stdio, none or socket:PATH");
     app.add_option("--console", virtio_console, "virtio console (hvc0): stdio, none or socket:PATH");
     app.add_flag("--no-entropy", no_entropy, "no virtio-rng device");
+    app.add_option("--display", display,
+                   "show the VM through atoll-display at this unix socket (virtio-gpu, keyboard, tablet, mouse)");
+    app.add_option("--display-size", display_size, "the display's preferred size, WIDTHxHEIGHT (default 1280x800)");
     app.add_option("--kvm-device", run_options.kvm_device, "the KVM device")->capture_default_str();
     app.add_option("--control-socket", run_options.control_socket,
                    "serve the control protocol on this unix socket (hypervisor/docs/control-protocol.md)");
@@ -155,6 +168,14 @@ int main(int argc, char** argv) {
         config.virtio_console = *console;
     }
     if (no_entropy) config.entropy = false;
+    if (!display.empty()) config.display.socket = display;
+    if (!display_size.empty()) {
+        if (!config.display.enabled()) return fail("--display-size needs --display (or a display in the configuration)");
+        auto size = parse_size_option(display_size);
+        if (!size) return fail(size.error().message);
+        config.display.width = size->first;
+        config.display.height = size->second;
+    }
     if (auto valid = atl::vmm::validate_vm_config(config); !valid) return fail(valid.error().message);
     if (print_config) {
         std::cout << atl::vmm::vm_config_to_json(config) << "\n";

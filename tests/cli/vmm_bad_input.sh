@@ -57,6 +57,9 @@ expect 1 "use stdio, none or socket:PATH" --kernel "$work/fake-bzimage" --serial
 expect 1 "configuration $work/nope.json: cannot be read" --config "$work/nope.json"
 echo '{"kernel": 5}' > "$work/bad.json"
 expect 1 "kernel: wrong type" --config "$work/bad.json"
+expect 1 "--display-size needs --display" --kernel "$work/fake-bzimage" --display-size 800x600
+expect 1 "use WIDTHxHEIGHT" --kernel "$work/fake-bzimage" --display "$work/display.sock" --display-size 800
+expect 1 "must be 64 to 8192" --kernel "$work/fake-bzimage" --display "$work/display.sock" --display-size 10000x600
 expect 2 "/nonexistent/kvm: not found" --kernel "$work/fake-bzimage" --no-net --kvm-device /nonexistent/kvm
 expect 2 "unusable" --kernel "$work/fake-bzimage" --no-net --kvm-device /dev/null
 

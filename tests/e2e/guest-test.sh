@@ -44,6 +44,40 @@ rng)
     echo "ATOLL-RNG current=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
     echo "ATOLL-RNG bytes=$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c)"
     ;;
+display)
+    # virtio-gpu's fbdev and virtio-input's devices; a viewer checks the pattern,
+    # types "atoll" and asks for 640x480 (scenarios/display.sh).
+    i=0
+    while [ ! -e /dev/fb0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    keyboard=""
+    for device in /sys/class/input/event*; do
+        [ "$(cat "$device/device/name" 2>/dev/null)" = "Atoll Virtual Keyboard" ] && keyboard=/dev/input/${device##*/}
+    done
+    echo "ATOLL-INPUT keyboard=$keyboard devices=$(cat /sys/class/input/event*/device/name 2>/dev/null | tr '\n' ',')"
+    echo "ATOLL-FB $(cat /sys/class/graphics/fb0/virtual_size) stride=$(cat /sys/class/graphics/fb0/stride)"
+    # Only the pattern on the screen: the framebuffer console lets go of fb0.
+    for console in /sys/class/vtconsole/vtcon*; do
+        grep -q "frame buffer" "$console/name" && echo 0 > "$console/bind"
+    done
+    # The reader has the keyboard open before the pattern shows (the viewer types once it sees it).
+    /bin/evread "$keyboard" 10 100 > /tmp/keys.log &
+    reader=$!
+    sleep 1
+    dd if=/pattern.raw of=/dev/fb0 bs="$(cat /sys/class/graphics/fb0/stride)" 2>/dev/null
+    echo "ATOLL-FB-DRAWN pattern=$(md5sum < /pattern.raw | cut -c1-8) fb0=$(dd if=/dev/fb0 bs=1920000 count=1 2>/dev/null | md5sum | cut -c1-8)"
+    wait $reader
+    sed 's/^/  /' /tmp/keys.log
+    echo "ATOLL-KEYS $(grep 'value=1' /tmp/keys.log | sed 's/.*code=\([0-9]*\).*/\1/' | tr '\n' ' ')"
+    # Then the viewer asks for 640x480: the connector's preferred mode follows.
+    mode=""
+    for i in $(seq 1 600); do
+        mode=$(head -n 1 /sys/class/drm/card*-Virtual-1/modes 2>/dev/null)
+        [ "$mode" = 640x480 ] && break
+        sleep 0.1
+    done
+    echo "ATOLL-MODE $mode"
+    sleep 10  # the viewer checks the resized screen
+    ;;
 poweroff)
     ;;
 esac

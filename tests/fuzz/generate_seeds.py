@@ -158,6 +158,93 @@ def block_seeds():
     }
 
 
+# ---- gpu_command_fuzz --------------------------------------------------------
+# Header: flags (bit 0 EVENT_IDX, bit 1 EDID, bits 2-3 scanouts - 1). Records:
+# op (bits 0-3 command, 16 split, 32 indirect, 64 fence, 128 corrupt), response
+# size selector, body length, body. Framebuffer RAM: 256 KiB at 512 KiB.
+(G_INFO, G_CREATE, G_UNREF, G_SCANOUT, G_FLUSH, G_TRANSFER, G_ATTACH, G_DETACH, G_CAPSET, G_EDID,
+ G_CURSOR, G_MOVE, G_RAW, G_RESIZE, G_RESET, G_REPLAY) = range(16)
+G_SPLIT, G_INDIRECT, G_FENCE, G_CORRUPT = 16, 32, 64, 128
+FB = 512 << 10
+XRGB, ARGB, RGBA, XBGR = 2, 1, 67, 68
+
+
+def gpu(op, body=b"", response=3):
+    return bytes([op, response, len(body)]) + body
+
+
+def words(*values):
+    return struct.pack("<%dI" % len(values), *values)
+
+
+def rect(x, y, w, h):
+    return words(x, y, w, h)
+
+
+def create(rid, fmt, w, h):
+    return gpu(G_CREATE, words(rid, fmt, w, h))
+
+
+def attach(rid, entries):
+    return gpu(G_ATTACH, words(rid, len(entries)) + b"".join(struct.pack("<QII", a, n, 0) for a, n in entries))
+
+
+def transfer(rid, x, y, w, h, offset, op=0):
+    return gpu(G_TRANSFER | op, rect(x, y, w, h) + struct.pack("<QII", offset, rid, 0))
+
+
+def scanout(sid, rid, x, y, w, h):
+    return gpu(G_SCANOUT, rect(x, y, w, h) + words(sid, rid))
+
+
+def flush(rid, x, y, w, h):
+    return gpu(G_FLUSH, rect(x, y, w, h) + words(rid, 0))
+
+
+def cursor(op, sid, x, y, rid=0, hx=0, hy=0):
+    return gpu(op, words(sid, x, y, 0, rid, hx, hy, 0), response=255)
+
+
+def gpu_seeds():
+    fb = [(FB, 32 * 24 * 4 // 2 + 2), (FB + 0x10000, 32 * 24 * 4 // 2 - 2)]
+    return {
+        "fbdev": bytes([2])
+        + gpu(G_INFO, response=0) + gpu(G_EDID, words(0, 0), response=0)
+        + create(1, XRGB, 32, 24) + attach(1, fb) + transfer(1, 0, 0, 32, 24, 0)
+        + scanout(0, 1, 0, 0, 32, 24) + flush(1, 0, 0, 32, 24)
+        + transfer(1, 4, 3, 8, 5, 3 * 128 + 16, G_FENCE) + flush(1, 4, 3, 8, 5)
+        + gpu(G_DETACH, words(1, 0)) + gpu(G_UNREF, words(1, 0)),
+        "cursor": bytes([0])
+        + create(2, ARGB, 64, 64) + attach(2, [(FB, 64 * 64 * 4)]) + transfer(2, 0, 0, 64, 64, 0, G_FENCE)
+        + cursor(G_CURSOR, 0, 100, 200, 2, 5, 6) + cursor(G_MOVE, 0, 0xFFFFFFFB, 7)
+        + cursor(G_CURSOR, 0, 1, 1, 0) + cursor(G_CURSOR, 3, 1, 1, 2),
+        "errors": bytes([2])
+        + create(0, XRGB, 8, 8) + create(3, 999, 8, 8) + create(3, XRGB, 0xFFFFFFFF, 0xFFFFFFFF)
+        + create(3, XRGB, 16384, 16384) + create(3, XRGB, 8, 8) + create(3, XRGB, 8, 8)
+        + attach(3, [(0xFFFFFFFFFFFFFFF0, 4096)]) + attach(3, [(FB + (4 << 20), 64)])
+        + gpu(G_ATTACH, words(3, 1 << 20)) + gpu(G_ATTACH, words(3, 4) + struct.pack("<QII", FB, 64, 0))
+        + attach(3, [(FB, 64), (1 << 40, 64)])
+        + transfer(3, 0, 0, 8, 8, 0) + attach(3, [(FB, 256)])
+        + transfer(3, 0xFFFFFFFF, 0, 2, 1, 0) + transfer(3, 0, 0, 8, 8, 1 << 63) + transfer(3, 0, 7, 8, 1, 240)
+        + scanout(9, 3, 0, 0, 8, 8) + scanout(0, 7, 0, 0, 8, 8) + scanout(0, 3, 0x80000000, 0, 0x80000000, 8)
+        + flush(3, 7, 7, 2, 2) + gpu(G_UNREF, words(42, 0)) + gpu(G_CAPSET, words(0, 0))
+        + gpu(G_RAW, words(0x0200) + b"\0" * 8) + gpu(G_RAW, words(0x0999))
+        + gpu(G_INFO, response=10) + gpu(G_INFO, response=255) + gpu(G_EDID, words(5, 0), response=0)
+        + gpu(G_CREATE, words(4, XRGB)) + gpu(G_CURSOR, words(0, 0, 0, 0, 3, 0, 0, 0)),
+        "multihead_resize": bytes([1 | 2 | (1 << 2)])
+        + create(1, XRGB, 64, 16) + attach(1, [(FB, 64 * 16 * 4)]) + transfer(1, 0, 0, 64, 16, 0, G_SPLIT)
+        + scanout(0, 1, 0, 0, 32, 16) + scanout(1, 1, 32, 0, 32, 16) + flush(1, 16, 0, 32, 16)
+        + gpu(G_RESIZE, words(1, 1920, 1080)) + gpu(G_RESIZE, words(0, 10, 10)) + gpu(G_RESIZE, words(2, 800, 600))
+        + gpu(G_INFO | G_INDIRECT, response=0) + gpu(G_REPLAY) + gpu(G_RESET)
+        + create(1, XRGB, 8, 8) + scanout(0, 1, 0, 0, 8, 8) + gpu(G_REPLAY),
+        "formats": bytes([0])
+        + create(1, RGBA, 16, 4) + attach(1, [(FB + 3, 256)]) + transfer(1, 0, 0, 16, 4, 0)
+        + create(2, XBGR, 4, 4) + attach(2, [(FB, 20), (FB + 64, 44)]) + transfer(2, 1, 1, 3, 3, 20, G_INDIRECT)
+        + scanout(0, 2, 0, 0, 4, 4) + flush(2, 0, 0, 4, 4),
+        "ring_loop": bytes([0]) + create(1, XRGB, 8, 8) + gpu(G_INFO | G_CORRUPT, response=0),
+    }
+
+
 def write(directory, seeds):
     path = os.path.join(HERE, "corpus", directory)
     os.makedirs(path, exist_ok=True)
@@ -169,3 +256,4 @@ def write(directory, seeds):
 if __name__ == "__main__":
     write("virtqueue_fuzz", virtqueue_seeds())
     write("block_request_fuzz", block_seeds())
+    write("gpu_command_fuzz", gpu_seeds())

@@ -69,7 +69,7 @@ Result<VmConfig> parse_vm_config(std::string_view json_text) {
     if (!root.is_object()) return make_error("configuration must be a JSON object");
     ATOLL_TRY(refuse_unknown_keys(root,
                                   {"name", "kernel", "initrd", "cmdline", "memory_mib", "vcpus", "disks", "nets",
-                                   "serial", "virtio_console", "entropy"},
+                                   "serial", "virtio_console", "entropy", "display"},
                                   ""));
     VmConfig config;
     ATOLL_TRY(take(root, "name", config.name, ""));
@@ -122,6 +122,16 @@ Result<VmConfig> parse_vm_config(std::string_view json_text) {
             config.nets.push_back(std::move(net));
         }
     }
+    if (root.contains("display")) {
+        const auto& entry = root["display"];
+        if (!entry.is_object()) return make_error("display: expected an object");
+        ATOLL_TRY(refuse_unknown_keys(entry, {"socket", "scanouts", "width", "height"}, "display."));
+        ATOLL_TRY(take(entry, "socket", config.display.socket, "display."));
+        ATOLL_TRY(take(entry, "scanouts", config.display.scanouts, "display."));
+        ATOLL_TRY(take(entry, "width", config.display.width, "display."));
+        ATOLL_TRY(take(entry, "height", config.display.height, "display."));
+        if (config.display.socket.empty()) return make_error("display.socket: the display server's socket is needed");
+    }
     ATOLL_TRY(validate_vm_config(config));
     return config;
 }
@@ -157,6 +167,11 @@ std::string vm_config_to_json(const VmConfig& config) {
         if (!net.mac.empty()) entry["mac"] = net.mac;
         root["nets"].push_back(entry);
     }
+    if (config.display.enabled())
+        root["display"] = {{"socket", config.display.socket},
+                           {"scanouts", config.display.scanouts},
+                           {"width", config.display.width},
+                           {"height", config.display.height}};
     return root.dump(2);
 }
 
@@ -197,6 +212,16 @@ Result<void> validate_vm_config(const VmConfig& config) {
     }
     if (config.serial.mode == ConsoleConfig::Mode::Stdio && config.virtio_console.mode == ConsoleConfig::Mode::Stdio)
         return make_error("serial and virtio_console cannot both use stdio");
+    if (config.display.enabled()) {
+        const auto& display = config.display;
+        if (display.socket.size() > 107) return make_error("display.socket: path longer than 107 bytes: " + display.socket);
+        if (display.scanouts < 1 || display.scanouts > 4)
+            return make_error("display.scanouts: " + std::to_string(display.scanouts) + " is not 1 to 4");
+        // The range display-protocol.md allows for a viewer's resize.
+        if (display.width < 64 || display.width > 8192 || display.height < 64 || display.height > 8192)
+            return make_error("display size " + std::to_string(display.width) + "x" + std::to_string(display.height) +
+                              ": width and height must be 64 to 8192");
+    }
     return {};
 }
 

@@ -7,6 +7,7 @@
 #include "arch/x86/e820.h"
 #include "arch/x86/layout.h"
 #include "devices/char_backend.h"
+#include "devices/display_link.h"
 #include "devices/legacy/acpi_pm.h"
 #include "devices/legacy/reset_port.h"
 #include "devices/legacy/serial.h"
@@ -15,6 +16,8 @@
 #include "devices/virtio/block.h"
 #include "devices/virtio/console.h"
 #include "devices/virtio/entropy.h"
+#include "devices/virtio/gpu.h"
+#include "devices/virtio/input.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/pci_transport.h"
 
@@ -94,6 +97,8 @@ Result<std::unique_ptr<Machine>> Machine::build(const VmConfig& config, hv::Hype
     ATOLL_TRY(machine->create_devices());
     return machine;
 }
+
+Machine::Machine(const VmConfig& config) : config_(config) {}
 
 Machine::~Machine() {
     request_stop(StopReason::PowerOff);
@@ -214,6 +219,29 @@ Result<void> Machine::create_devices() {
         ATOLL_TRY(plug(std::make_unique<virtio::ConsoleDevice>(*backend)));
     }
     if (config_.entropy) ATOLL_TRY(plug(std::make_unique<virtio::EntropyDevice>()));
+    if (config_.display.enabled()) {
+        // The devices live in their transports (owned by the PCI root); the
+        // link keeps plain pointers and is destroyed first.
+        virtio::GpuDeviceConfig gpu_config;
+        gpu_config.scanouts = config_.display.scanouts;
+        gpu_config.width = config_.display.width;
+        gpu_config.height = config_.display.height;
+        auto gpu = std::make_unique<virtio::GpuDevice>(gpu_config);
+        auto keyboard = std::make_unique<virtio::InputDevice>(virtio::InputDevice::Kind::Keyboard);
+        auto tablet = std::make_unique<virtio::InputDevice>(virtio::InputDevice::Kind::Tablet);
+        auto mouse = std::make_unique<virtio::InputDevice>(virtio::InputDevice::Kind::Mouse);
+        const DisplayLink::Devices devices{gpu.get(), keyboard.get(), tablet.get(), mouse.get()};
+        ATOLL_TRY(plug(std::move(gpu)));
+        ATOLL_TRY(plug(std::move(keyboard)));
+        ATOLL_TRY(plug(std::move(tablet)));
+        ATOLL_TRY(plug(std::move(mouse)));
+        DisplayLink::Options options;
+        options.socket_path = config_.display.socket;
+        options.vm_name = config_.name;
+        display_link_ = std::make_unique<DisplayLink>(loop_, options, devices);
+        // Connects once the I/O thread runs; a missing server only delays the picture.
+        loop_.post([link = display_link_.get()] { link->start(); });
+    }
     return {};
 }
 

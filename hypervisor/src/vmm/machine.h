@@ -22,6 +22,7 @@ namespace pci {
 class PciRoot;
 }
 class AcpiPmDevice;
+class DisplayLink;
 
 class Machine {
 public:
@@ -47,7 +48,7 @@ public:
     uint64_t first_vcpu_entry_unix_ns() const { return first_entry_unix_ns_.load(); }
 
 private:
-    explicit Machine(const VmConfig& config) : config_(config) {}
+    explicit Machine(const VmConfig& config);
     Result<void> create_platform(hv::Hypervisor& hypervisor);
     Result<void> create_devices();
     Result<void> load_guest();
@@ -77,6 +78,9 @@ private:
     std::mutex stop_mutex_;
     std::atomic<StopReason> stop_reason_{StopReason::None};
     std::string stop_message_;
+
+    // Last, so it goes first: it refers to devices that pci_root_ keeps alive.
+    std::unique_ptr<DisplayLink> display_link_;
 };
 
 }  // namespace atl::vmm

@@ -27,6 +27,27 @@ TEST(VmConfig, ParsesEverySetting) {
     EXPECT_EQ(config->nets[0].host_forwards[0], "tcp:8080:80");
 }
 
+TEST(VmConfig, ParsesADisplay) {
+    auto config = parse_vm_config(R"({"kernel": "/k",
+        "display": {"socket": "/run/atoll/display.sock", "scanouts": 2, "width": 1920, "height": 1080}})");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_TRUE(config->display.enabled());
+    EXPECT_EQ(config->display.socket, "/run/atoll/display.sock");
+    EXPECT_EQ(config->display.scanouts, 2u);
+    EXPECT_EQ(config->display.width, 1920u);
+    EXPECT_EQ(config->display.height, 1080u);
+    // Only the socket is needed; no display section means no display devices.
+    auto defaults = parse_vm_config(R"({"kernel": "/k", "display": {"socket": "/d.sock"}})");
+    ASSERT_TRUE(defaults) << defaults.error().message;
+    EXPECT_EQ(defaults->display.scanouts, 1u);
+    EXPECT_EQ(defaults->display.width, 1280u);
+    EXPECT_EQ(defaults->display.height, 800u);
+    auto none = parse_vm_config(R"({"kernel": "/k"})");
+    ASSERT_TRUE(none);
+    EXPECT_FALSE(none->display.enabled());
+    EXPECT_EQ(vm_config_to_json(*none).find("display"), std::string::npos);
+}
+
 TEST(VmConfig, RoundTripsThroughJson) {
     VmConfig config;
     config.kernel = "/boot/vmlinuz";
@@ -36,10 +57,19 @@ TEST(VmConfig, RoundTripsThroughJson) {
     auto again = parse_vm_config(vm_config_to_json(config));
     ASSERT_TRUE(again) << again.error().message;
     EXPECT_EQ(vm_config_to_json(*again), vm_config_to_json(config));
+
+    config.display = {"/run/atoll/display.sock", 3, 1024, 768};
+    auto with_display = parse_vm_config(vm_config_to_json(config));
+    ASSERT_TRUE(with_display) << with_display.error().message;
+    EXPECT_EQ(with_display->display.socket, "/run/atoll/display.sock");
+    EXPECT_EQ(with_display->display.scanouts, 3u);
+    EXPECT_EQ(with_display->display.width, 1024u);
+    EXPECT_EQ(with_display->display.height, 768u);
+    EXPECT_EQ(vm_config_to_json(*with_display), vm_config_to_json(config));
 }
 
 struct BadConfig {
-    const char* json;
+    std::string json;
     const char* expected_words;
 };
 
@@ -68,7 +98,17 @@ INSTANTIATE_TEST_SUITE_P(
                       BadConfig{R"({"kernel":"/k","nets":[{"mode":"tap"}]})", "tap interface name"},
                       BadConfig{R"({"kernel":"/k","nets":[{"host_forwards":["8080"]}]})", "PROTO:HOSTPORT:GUESTPORT"},
                       BadConfig{R"({"kernel":"/k","serial":"tcp:1"})", "stdio"},
-                      BadConfig{R"({"kernel":"/k","serial":"stdio","virtio_console":"stdio"})", "both use stdio"}));
+                      BadConfig{R"({"kernel":"/k","serial":"stdio","virtio_console":"stdio"})", "both use stdio"},
+                      BadConfig{R"({"kernel":"/k","display":"/d.sock"})", "display: expected an object"},
+                      BadConfig{R"({"kernel":"/k","display":{"scanouts":1}})", "display.socket"},
+                      BadConfig{R"({"kernel":"/k","display":{"socket":"/d","scanouts":5}})", "display.scanouts: 5 is not 1 to 4"},
+                      BadConfig{R"({"kernel":"/k","display":{"socket":"/d","scanouts":0}})", "display.scanouts: 0"},
+                      BadConfig{R"({"kernel":"/k","display":{"socket":"/d","width":32}})", "64 to 8192"},
+                      BadConfig{R"({"kernel":"/k","display":{"socket":"/d","height":9000}})", "64 to 8192"},
+                      BadConfig{R"({"kernel":"/k","display":{"socket":"/d","width":"wide"}})", "display.width: wrong type"},
+                      BadConfig{R"({"kernel":"/k","display":{"socket":"/d","dpi":96}})", "display.dpi: unknown setting"},
+                      BadConfig{R"({"kernel":"/k","display":{"socket":")" + std::string(120, 'x') + R"("}})",
+                                "display.socket: path longer than 107 bytes"}));
 
 }  // namespace
 }  // namespace atl::vmm

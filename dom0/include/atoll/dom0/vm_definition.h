@@ -70,6 +70,7 @@ struct VmDefinition {
 
 inline constexpr size_t kMaxConfigBytes = 256 * 1024;
 inline constexpr size_t kMaxNameBytes = 64;
+inline constexpr size_t kMaxConfigDepth = 32;  // nesting of arrays and objects
 
 // The JSON form (see dom0/README.md). Unknown keys, wrong types and values out
 // of range are InvalidArgument faults that name the key.
@@ -85,6 +86,12 @@ bool valid_vm_name(std::string_view name);
 // UUIDs: random (version 4) and the canonical form of one given by a person.
 std::string generate_uuid();
 std::optional<std::string> canonical_uuid(std::string_view text);
+
+// `text` in double quotes for an error message, cut after about `limit` bytes
+// at a UTF-8 character boundary (D-Bus carries only valid UTF-8) with "...".
+std::string quote_text(std::string_view text, size_t limit = 64, char quote = '"');
+// Whether `text` is valid UTF-8 (what D-Bus requires of every string).
+bool valid_utf8(std::string_view text);
 
 // The D-Bus object of a VM: /org/atoll/Atoll1/vm/<uuid with '_' for '-'>.
 std::string vm_object_path(const std::string& uuid);

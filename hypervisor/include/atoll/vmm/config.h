@@ -31,6 +31,17 @@ struct ConsoleConfig {
     std::string socket_path;
 };
 
+// The virtio-gpu and virtio-input devices, shown through atoll-display
+// (display/docs/display-protocol.md). No socket: no display devices at all.
+struct DisplayConfig {
+    std::string socket;     // atoll-display's unix socket
+    unsigned scanouts = 1;  // 1-4 monitors
+    unsigned width = 1280;  // each scanout's preferred size until a viewer resizes it
+    unsigned height = 800;
+
+    bool enabled() const { return !socket.empty(); }
+};
+
 struct VmConfig {
     std::string name = "atoll";
     std::string kernel;
@@ -43,6 +54,7 @@ struct VmConfig {
     ConsoleConfig serial;                                       // the 16550 UART (ttyS0)
     ConsoleConfig virtio_console{ConsoleConfig::Mode::None, {}};  // hvc0
     bool entropy = true;
+    DisplayConfig display;
 };
 
 // Parses the JSON form. Unknown keys and wrong types are errors that name the key.

@@ -1,0 +1,117 @@
+// atolld's core, without D-Bus: the VM definitions (Store), one supervised
+// atoll-vmm per running VM, and the lifecycle operations. Every operation is
+// safe from any thread; the slow ones (start, shutdown, stop) block their
+// caller, never the others: operations on different VMs run side by side,
+// and a second operation on a VM that is busy gets InvalidState.
+#pragma once
+
+#include <atoll/dom0/error.h>
+#include <atoll/dom0/vm_definition.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace atl::dom0 {
+
+struct DaemonOptions {
+    std::string database_path;
+    // Sockets, VMM configurations and logs of running VMs: <runtime_dir>/vms/.
+    std::string runtime_dir;
+    std::vector<std::string> storage_dirs;  // where kernels and disk images may live
+    std::string vmm_path;                   // atoll-vmm
+    std::chrono::milliseconds start_timeout{15000};  // atoll-vmm up and serving its control socket
+    std::chrono::milliseconds stop_timeout{5000};    // ForceStop: the VMM gone
+    std::chrono::milliseconds restart_delay{1000};   // before an automatic restart after a crash
+    // Start autostart VMs once per boot of the host (a marker in runtime_dir
+    // remembers that it was done, as runtime_dir is cleared at boot).
+    bool autostart = true;
+};
+
+struct VmInfo {
+    VmDefinition definition;
+    VmState state = VmState::ShutOff;
+    std::string reason;
+    int64_t pid = 0;
+    uint32_t boot_count = 0;
+    uint64_t started_unix_us = 0;
+    uint32_t restart_count = 0;
+    std::string console_socket;  // while active
+    bool busy = false;           // an operation is in progress
+};
+
+// Told of every change, in order, from whichever thread made it (with the
+// daemon's lock held: do not call back into the Daemon from here).
+class DaemonObserver {
+public:
+    virtual ~DaemonObserver() = default;
+    virtual void vm_defined(const VmInfo& vm) = 0;
+    virtual void vm_undefined(const VmInfo& vm) = 0;
+    // `state_changed`: State or StateReason changed (else runtime facts or autostart).
+    virtual void vm_changed(const VmInfo& vm, bool state_changed) = 0;
+};
+
+struct HostFacts {
+    std::string version;
+    std::string host_name;
+    uint32_t cpu_count = 0;
+    uint64_t memory_mib = 0;
+    bool kvm_available = false;
+};
+
+class Daemon {
+public:
+    // Opens the database, re-adopts every atoll-vmm still running from an
+    // earlier atolld and reconciles the database with what it finds.
+    static Outcome<std::unique_ptr<Daemon>> create(const DaemonOptions& options);
+    // Stops following the VMMs; they keep running. Waits for operations in flight.
+    ~Daemon();
+
+    void set_observer(DaemonObserver* observer);
+    // Makes operations in flight give up their waits (atolld is exiting) and
+    // new ones fail. Running VMs are not touched.
+    void stop_operations();
+    // Starts the autostart VMs (in the background) unless done already this boot.
+    void start_autostart_vms();
+
+    // Parses, validates and stores a definition; the files must pass the storage policy.
+    Outcome<VmInfo> define(std::string_view config_json);
+    Outcome<void> undefine(const std::string& uuid);
+
+    std::vector<VmInfo> list() const;  // sorted by name
+    std::optional<VmInfo> find(const std::string& uuid) const;
+    std::optional<VmInfo> find_by_name(const std::string& name) const;
+
+    Outcome<void> start(const std::string& uuid);
+    // timeout 0: press the button and return. Otherwise wait; when the guest
+    // does not power off in time, ForceStop (force) or fail with Timeout.
+    Outcome<void> shutdown(const std::string& uuid, std::chrono::milliseconds timeout, bool force);
+    Outcome<void> force_stop(const std::string& uuid);
+    Outcome<void> reboot(const std::string& uuid);
+    Outcome<void> pause(const std::string& uuid);
+    Outcome<void> resume(const std::string& uuid);
+    Outcome<void> set_autostart(const std::string& uuid, bool autostart);
+    // A connected socket to the VM's serial console (the caller owns it).
+    Outcome<int> open_console(const std::string& uuid);
+
+    HostFacts host_facts() const;
+    const DaemonOptions& options() const;
+
+    // For tests: the database's own consistency checks.
+    Outcome<void> check_database();
+
+    class Impl;
+
+private:
+    explicit Daemon(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+// Where atoll-vmm is looked for when no path is given: next to the running
+// program in a build tree (../hypervisor/atoll-vmm), else /usr/lib/atoll/atoll-vmm.
+std::string default_vmm_path();
+
+}  // namespace atl::dom0

@@ -1,0 +1,377 @@
+#include <atoll/dom0/dbus_service.h>
+
+#include "log.h"
+#include "task_group.h"
+
+// Generated at build time from dom0/dbus/*.xml by sdbus-c++-xml2cpp.
+#include "atoll/dom0/dbus/manager_adaptor.h"
+#include "atoll/dom0/dbus/vm_adaptor.h"
+
+#include <sdbus-c++/sdbus-c++.h>
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+
+namespace atl::dom0 {
+namespace {
+
+namespace generated = org::atoll::Atoll1;
+
+sdbus::Error to_dbus_error(const Fault& error) {
+    return sdbus::Error(std::string(kErrorPrefix) + error_kind_name(error.kind), error.message);
+}
+
+}  // namespace
+
+class VmObject;
+class ManagerObject;
+
+class DbusService::Impl final : public DaemonObserver {
+public:
+    explicit Impl(Daemon& d) : daemon(d) {}
+    ~Impl() override {
+        if (wake_fd >= 0) close(wake_fd);
+    }
+
+    Daemon& daemon;
+    std::unique_ptr<sdbus::IConnection> connection;
+    std::unique_ptr<ManagerObject> manager;
+    std::map<std::string, std::unique_ptr<VmObject>> vm_objects;  // bus thread only
+    int wake_fd = -1;
+    std::atomic<bool> stop_requested{false};
+    std::mutex queue_mutex;
+    std::deque<std::function<void()>> queue;
+    TaskGroup workers;
+
+    // Runs `task` on the bus thread (sd-bus is not thread-safe: every message
+    // leaves from there).
+    void post(std::function<void()> task) {
+        {
+            std::lock_guard lock(queue_mutex);
+            queue.push_back(std::move(task));
+        }
+        wake();
+    }
+
+    void wake() {
+        const uint64_t one = 1;
+        (void)!write(wake_fd, &one, sizeof one);
+    }
+
+    void run_queue() {
+        std::deque<std::function<void()>> tasks;
+        {
+            std::lock_guard lock(queue_mutex);
+            tasks.swap(queue);
+        }
+        for (auto& task : tasks) {
+            try {
+                task();
+            } catch (const sdbus::Error& error) {
+                log_error("D-Bus: " + error.getName() + ": " + error.getMessage());
+            }
+        }
+    }
+
+    // Runs `work` on a worker thread and replies from the bus thread when it is
+    // done. The worker hands its reference to the call back with the reply, so
+    // the sd-bus message is only ever touched (even freed) on the bus thread.
+    void async_void(sdbus::Result<>&& result, std::function<Outcome<void>()> work) {
+        auto reply = std::make_shared<sdbus::Result<>>(std::move(result));
+        workers.spawn([this, reply = std::move(reply), work = std::move(work)]() mutable {
+            auto outcome = std::make_shared<Outcome<void>>(work());
+            post([reply = std::move(reply), outcome] {
+                if (*outcome) reply->returnResults();
+                else reply->returnError(to_dbus_error(outcome->error()));
+            });
+        });
+    }
+
+    template <class T>
+    void async_value(sdbus::Result<T>&& result, std::function<Outcome<T>()> work) {
+        auto reply = std::make_shared<sdbus::Result<T>>(std::move(result));
+        workers.spawn([this, reply = std::move(reply), work = std::move(work)]() mutable {
+            auto outcome = std::make_shared<Outcome<T>>(work());
+            post([reply = std::move(reply), outcome] {
+                if (*outcome) reply->returnResults(outcome->value());
+                else reply->returnError(to_dbus_error(outcome->error()));
+            });
+        });
+    }
+
+    VmInfo vm_or_throw(const std::string& uuid) {
+        auto info = daemon.find(uuid);
+        if (!info) throw to_dbus_error(fault(ErrorKind::NotFound, "VM " + uuid + " is no longer defined"));
+        return *info;
+    }
+
+    void add_object(const VmInfo& vm);
+    void remove_object(const VmInfo& vm);
+    void object_changed(const VmInfo& vm, bool state_changed);
+
+    // DaemonObserver: called with the daemon's lock held; only queue work.
+    void vm_defined(const VmInfo& vm) override {
+        post([this, vm] { add_object(vm); });
+    }
+    void vm_undefined(const VmInfo& vm) override {
+        post([this, vm] { remove_object(vm); });
+    }
+    void vm_changed(const VmInfo& vm, bool state_changed) override {
+        post([this, vm, state_changed] { object_changed(vm, state_changed); });
+    }
+};
+
+class VmObject final : public sdbus::AdaptorInterfaces<generated::VM_adaptor, sdbus::ManagedObject_adaptor> {
+public:
+    VmObject(DbusService::Impl& service, const VmInfo& info)
+        : AdaptorInterfaces(*service.connection, vm_object_path(info.definition.uuid)),
+          service_(service),
+          uuid_(info.definition.uuid),
+          last_(info) {
+        registerAdaptor();
+    }
+    ~VmObject() { unregisterAdaptor(); }
+
+    void announce() { emitInterfacesAddedSignal({kVmInterface}); }
+    void retire() { emitInterfacesRemovedSignal({kVmInterface}); }
+
+    // PropertiesChanged for what differs from the last announced state, and
+    // StateChanged when the state or its reason changed.
+    void changed(const VmInfo& info, bool state_changed) {
+        std::vector<std::string> names;
+        if (info.state != last_.state) names.push_back("State");
+        if (info.reason != last_.reason) names.push_back("StateReason");
+        if (info.pid != last_.pid) names.push_back("VmmPid");
+        if (info.boot_count != last_.boot_count) names.push_back("BootCount");
+        if (info.started_unix_us != last_.started_unix_us) names.push_back("StartedAt");
+        if (info.console_socket != last_.console_socket) names.push_back("ConsoleSocket");
+        if (info.definition.autostart != last_.definition.autostart) {
+            names.push_back("Autostart");
+            names.push_back("Config");
+        }
+        last_ = info;
+        if (!names.empty()) getObject().emitPropertiesChangedSignal(kVmInterface, names);
+        if (state_changed) emitStateChanged(state_name(info.state), info.reason);
+    }
+
+private:
+    Daemon& daemon() { return service_.daemon; }
+    VmInfo info() { return service_.vm_or_throw(uuid_); }
+
+    void Start(sdbus::Result<>&& result) override {
+        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.start(uuid); });
+    }
+    void Shutdown(sdbus::Result<>&& result, uint32_t timeout_seconds, bool force) override {
+        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_, timeout_seconds, force] {
+            return daemon.shutdown(uuid, std::chrono::seconds(timeout_seconds), force);
+        });
+    }
+    void ForceStop(sdbus::Result<>&& result) override {
+        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.force_stop(uuid); });
+    }
+    void Reboot(sdbus::Result<>&& result) override {
+        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.reboot(uuid); });
+    }
+    void Pause(sdbus::Result<>&& result) override {
+        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.pause(uuid); });
+    }
+    void Resume(sdbus::Result<>&& result) override {
+        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.resume(uuid); });
+    }
+    void Undefine(sdbus::Result<>&& result) override {
+        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.undefine(uuid); });
+    }
+    void OpenConsole(sdbus::Result<sdbus::UnixFd>&& result) override {
+        service_.async_value<sdbus::UnixFd>(std::move(result),
+                                            [&daemon = daemon(), uuid = uuid_]() -> Outcome<sdbus::UnixFd> {
+                                                auto fd = daemon.open_console(uuid);
+                                                if (!fd) return fd.error();
+                                                return sdbus::UnixFd(*fd, sdbus::adopt_fd);
+                                            });
+    }
+
+    std::string Name() override { return info().definition.name; }
+    std::string UUID() override { return uuid_; }
+    std::string State() override { return state_name(info().state); }
+    std::string StateReason() override { return info().reason; }
+    uint32_t VCPUs() override { return info().definition.vcpus; }
+    uint64_t MemoryMiB() override { return info().definition.memory_mib; }
+    std::string Config() override { return vm_definition_to_json(info().definition); }
+    bool Autostart() override { return info().definition.autostart; }
+    void Autostart(const bool& value) override {
+        if (auto set = daemon().set_autostart(uuid_, value); !set) throw to_dbus_error(set.error());
+    }
+    std::string RestartPolicy() override { return restart_policy_text(info().definition.restart); }
+    std::string ConsoleSocket() override { return info().console_socket; }
+    uint32_t VmmPid() override { return static_cast<uint32_t>(info().pid); }
+    uint32_t BootCount() override { return info().boot_count; }
+    uint64_t StartedAt() override { return info().started_unix_us; }
+
+    DbusService::Impl& service_;
+    const std::string uuid_;
+    VmInfo last_;
+};
+
+class ManagerObject final : public sdbus::AdaptorInterfaces<generated::Manager_adaptor, sdbus::ObjectManager_adaptor> {
+public:
+    explicit ManagerObject(DbusService::Impl& service)
+        : AdaptorInterfaces(*service.connection, kManagerPath), service_(service) {
+        registerAdaptor();
+    }
+    ~ManagerObject() { unregisterAdaptor(); }
+
+    void count_changed() { getObject().emitPropertiesChangedSignal(kManagerInterface, {"VMCount"}); }
+
+private:
+    Daemon& daemon() { return service_.daemon; }
+
+    void DefineVM(sdbus::Result<sdbus::ObjectPath>&& result, std::string config) override {
+        service_.async_value<sdbus::ObjectPath>(
+            std::move(result), [&daemon = daemon(), config = std::move(config)]() -> Outcome<sdbus::ObjectPath> {
+                auto defined = daemon.define(config);
+                if (!defined) return defined.error();
+                return sdbus::ObjectPath(vm_object_path(defined->definition.uuid));
+            });
+    }
+
+    std::vector<sdbus::Struct<std::string, std::string, std::string, sdbus::ObjectPath>> ListVMs() override {
+        std::vector<sdbus::Struct<std::string, std::string, std::string, sdbus::ObjectPath>> out;
+        for (const auto& vm : daemon().list()) {
+            out.emplace_back(vm.definition.name, vm.definition.uuid, std::string(state_name(vm.state)),
+                             sdbus::ObjectPath(vm_object_path(vm.definition.uuid)));
+        }
+        return out;
+    }
+
+    sdbus::ObjectPath LookupByName(const std::string& name) override {
+        if (!valid_vm_name(name))
+            throw to_dbus_error(fault(ErrorKind::InvalidArgument, "name " + quote_text(name, 80, '\'') + " is not a valid VM name"));
+        auto vm = daemon().find_by_name(name);
+        if (!vm) throw to_dbus_error(fault(ErrorKind::NotFound, "no VM named " + quote_text(name, 80, '\'')));
+        return sdbus::ObjectPath(vm_object_path(vm->definition.uuid));
+    }
+
+    sdbus::ObjectPath LookupByUUID(const std::string& uuid) override {
+        auto canonical = canonical_uuid(uuid);
+        if (!canonical) throw to_dbus_error(fault(ErrorKind::InvalidArgument, quote_text(uuid, 80, '\'') + " is not a UUID"));
+        auto vm = daemon().find(*canonical);
+        if (!vm) throw to_dbus_error(fault(ErrorKind::NotFound, "no VM with UUID " + *canonical));
+        return sdbus::ObjectPath(vm_object_path(vm->definition.uuid));
+    }
+
+    std::string Version() override { return daemon().host_facts().version; }
+    std::string HostName() override { return daemon().host_facts().host_name; }
+    uint32_t CpuCount() override { return daemon().host_facts().cpu_count; }
+    uint64_t MemoryMiB() override { return daemon().host_facts().memory_mib; }
+    bool KvmAvailable() override { return daemon().host_facts().kvm_available; }
+    std::vector<std::string> StorageDirectories() override { return daemon().options().storage_dirs; }
+    uint32_t VMCount() override { return static_cast<uint32_t>(daemon().list().size()); }
+
+    DbusService::Impl& service_;
+};
+
+void DbusService::Impl::add_object(const VmInfo& vm) {
+    const std::string& uuid = vm.definition.uuid;
+    if (vm_objects.count(uuid)) return;
+    auto object = std::make_unique<VmObject>(*this, vm);
+    object->announce();
+    vm_objects[uuid] = std::move(object);
+    manager->emitVMDefined(vm.definition.name, sdbus::ObjectPath(vm_object_path(uuid)));
+    manager->count_changed();
+}
+
+void DbusService::Impl::remove_object(const VmInfo& vm) {
+    auto it = vm_objects.find(vm.definition.uuid);
+    if (it == vm_objects.end()) return;
+    it->second->retire();
+    vm_objects.erase(it);
+    manager->emitVMUndefined(vm.definition.name, sdbus::ObjectPath(vm_object_path(vm.definition.uuid)));
+    manager->count_changed();
+}
+
+void DbusService::Impl::object_changed(const VmInfo& vm, bool state_changed) {
+    auto it = vm_objects.find(vm.definition.uuid);
+    if (it != vm_objects.end()) it->second->changed(vm, state_changed);
+}
+
+DbusService::DbusService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+DbusService::~DbusService() {
+    impl_->daemon.set_observer(nullptr);
+    impl_->workers.wait();
+    impl_->queue.clear();  // replies to callers that will not hear them now
+    impl_->vm_objects.clear();
+    impl_->manager.reset();
+}
+
+Outcome<std::unique_ptr<DbusService>> DbusService::create(Daemon& daemon, const BusOptions& bus) {
+    auto impl = std::make_unique<Impl>(daemon);
+    impl->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (impl->wake_fd < 0) return fault(ErrorKind::Failed, "eventfd failed");
+    try {
+        switch (bus.bus) {
+        case BusOptions::Bus::System: impl->connection = sdbus::createSystemBusConnection(); break;
+        case BusOptions::Bus::Session: impl->connection = sdbus::createSessionBusConnection(); break;
+        case BusOptions::Bus::Address:
+            impl->connection = sdbus::createSessionBusConnectionWithAddress(bus.address);
+            break;
+        }
+    } catch (const sdbus::Error& error) {
+        return fault(ErrorKind::Failed, "cannot connect to the D-Bus bus: " + error.getMessage());
+    }
+    try {
+        impl->manager = std::make_unique<ManagerObject>(*impl);
+        // The objects of the VMs as they are now; changes from here on are queued
+        // by the observer and applied in order on the bus thread.
+        daemon.set_observer(impl.get());
+        for (const auto& vm : daemon.list()) {
+            impl->vm_objects[vm.definition.uuid] = std::make_unique<VmObject>(*impl, vm);
+        }
+        impl->connection->requestName(kBusName);
+    } catch (const sdbus::Error& error) {
+        daemon.set_observer(nullptr);
+        return fault(error.getName() == "org.freedesktop.DBus.Error.FileExists" ? ErrorKind::Exists : ErrorKind::Failed,
+                     "cannot serve " + std::string(kBusName) + ": " + error.getMessage());
+    }
+    return std::unique_ptr<DbusService>(new DbusService(std::move(impl)));
+}
+
+Outcome<void> DbusService::run() {
+    auto& impl = *impl_;
+    try {
+        while (!impl.stop_requested.load()) {
+            while (impl.connection->processPendingRequest()) {
+                if (impl.stop_requested.load()) break;
+            }
+            impl.run_queue();
+            if (impl.stop_requested.load()) break;
+            // Replies sent from the queue may have made more work for sd-bus.
+            if (impl.connection->processPendingRequest()) continue;
+            const auto poll_data = impl.connection->getEventLoopPollData();
+            pollfd fds[2] = {{poll_data.fd, poll_data.events, 0}, {impl.wake_fd, POLLIN, 0}};
+            const int ready = poll(fds, 2, poll_data.getPollTimeout());
+            if (ready < 0 && errno != EINTR) return fault(ErrorKind::Failed, "poll failed");
+            if (fds[1].revents & POLLIN) {
+                uint64_t value;
+                (void)!read(impl.wake_fd, &value, sizeof value);
+            }
+        }
+    } catch (const sdbus::Error& error) {
+        return fault(ErrorKind::Failed, "D-Bus connection: " + error.getName() + ": " + error.getMessage());
+    }
+    return {};
+}
+
+void DbusService::stop() {
+    impl_->stop_requested.store(true);
+    impl_->wake();
+}
+
+}  // namespace atl::dom0
