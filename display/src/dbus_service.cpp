@@ -238,7 +238,9 @@ Result<std::unique_ptr<DbusVmObject>> DbusService::add(const std::shared_ptr<VmD
             registry_->displays[vm->name()] = {vm->uuid(), path};
         }
         sink->object_->emitInterfacesAddedSignal();
-        manager_->emitSignal("DisplayAdded").onInterface(kManagerInterface).withArguments(vm->name(), sdbus::ObjectPath(path));
+        manager_->emitSignal("DisplayAdded")
+            .onInterface(kManagerInterface)
+            .withArguments(vm->name(), sdbus::ObjectPath(path));
     } catch (const sdbus::Error& error) {
         sink->object_.reset();  // never announced: nothing to take back
         forget(vm->name());

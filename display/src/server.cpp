@@ -50,6 +50,8 @@ struct Connection {
     std::string output;
 
     std::shared_ptr<VmDisplay> vm;  // after hello
+    // For the line logged when the link drops.
+    uint64_t surfaces = 0, damage = 0, input_events = 0;
     std::unique_ptr<VncServer> vnc;
     std::unique_ptr<DbusVmObject> dbus_object;
 };
@@ -198,12 +200,48 @@ struct Server::Impl {
             return make_error("the first message must be hello");
         }
         VmDisplay& vm = *connection->vm;
-        if (const auto* surface = std::get_if<link::Surface>(&message)) return vm.apply_surface(*surface, fds.at(0));
-        if (const auto* disable = std::get_if<link::Disable>(&message)) return vm.apply(*disable);
-        if (const auto* damage = std::get_if<link::Damage>(&message)) return vm.apply(*damage);
+        if (const auto* surface = std::get_if<link::Surface>(&message)) {
+            ATOLL_TRY(vm.apply_surface(*surface, fds.at(0)));
+            ++connection->surfaces;
+            // Rare (mode changes): worth a line each.
+            log_line(connection->label + ": scanout " + std::to_string(surface->scanout) + " shows a " +
+                     std::to_string(surface->width) + "x" + std::to_string(surface->height) + " surface");
+            return {};
+        }
+        if (const auto* disable = std::get_if<link::Disable>(&message)) {
+            log_line(connection->label + ": scanout " + std::to_string(disable->scanout) + " off");
+            return vm.apply(*disable);
+        }
+        if (const auto* damage = std::get_if<link::Damage>(&message)) {
+            ++connection->damage;
+            ATOLL_TRY(vm.apply(*damage));
+            if (options.verbose) log_damage(*connection, *damage);
+            return {};
+        }
         if (const auto* cursor = std::get_if<link::Cursor>(&message)) return vm.apply(*cursor);
         if (const auto* modes = std::get_if<link::Modes>(&message)) return vm.apply(*modes);
         return {};
+    }
+
+    // --verbose: each damage message with a checksum of the surface, to tell
+    // "no damage" from "damage of unchanged pixels" when a viewer shows
+    // something stale.
+    void log_damage(const Connection& connection, const link::Damage& damage) {
+        auto surface = connection.vm->scanout(damage.scanout).surface;
+        if (!surface) return;
+        uint64_t hash = 1469598103934665603ull;  // FNV-1a over the visible pixels
+        for (uint32_t y = 0; y < surface->height(); ++y) {
+            const uint8_t* row = surface->pixels() + uint64_t{y} * surface->stride();
+            for (uint32_t x = 0; x < surface->width() * 4; ++x) hash = (hash ^ row[x]) * 1099511628211ull;
+        }
+        std::string rects;
+        for (const auto& rect : damage.rects)
+            rects += " [" + std::to_string(rect.x) + "," + std::to_string(rect.y) + " " + std::to_string(rect.width) +
+                     "x" + std::to_string(rect.height) + "]";
+        char checksum[20];
+        snprintf(checksum, sizeof checksum, "%016llx", static_cast<unsigned long long>(hash));
+        log_line(connection.label + ": damage on scanout " + std::to_string(damage.scanout) + rects +
+                 "; surface checksum " + checksum);
     }
 
     Result<void> welcome(const std::shared_ptr<Connection>& connection, const link::Hello& hello) {
@@ -225,7 +263,8 @@ struct Server::Impl {
                 last_port[hello.vm_name] = address.port;
                 connection->vm->set_vnc_address(address);
                 connection->vm->add_sink(connection->vnc.get());
-                vnc_text = "VNC " + address.host + ":" + std::to_string(address.port) + (address.tls ? " (VeNCrypt)" : "");
+                vnc_text = "VNC " + address.host + ":" + std::to_string(address.port);
+                if (address.tls) vnc_text += " (VeNCrypt)";
             } else {
                 // The VM keeps its link (and local viewers) without VNC.
                 log_line(connection->label + ": " + vnc.error().message);
@@ -284,8 +323,8 @@ struct Server::Impl {
 
     void flush(const std::shared_ptr<Connection>& connection) {
         while (!connection->output.empty()) {
-            const ssize_t written =
-                ::send(connection->fd, connection->output.data(), connection->output.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            const ssize_t written = ::send(connection->fd, connection->output.data(), connection->output.size(),
+                                           MSG_NOSIGNAL | MSG_DONTWAIT);
             if (written < 0) {
                 if (errno == EAGAIN || errno == EINTR) break;
                 return drop(connection, std::string("link: ") + strerror(errno));
@@ -302,7 +341,14 @@ struct Server::Impl {
     // Ends one link: its VM's viewers go, the other VMs are untouched.
     void drop(const std::shared_ptr<Connection>& connection, const std::string& reason) {
         if (connection->fd < 0) return;
-        if (!reason.empty()) log_line(connection->label + ": " + reason + "; link dropped");
+        if (!reason.empty()) {
+            std::string counts;
+            if (connection->vm)
+                counts = " (" + std::to_string(connection->surfaces) + " surfaces, " +
+                         std::to_string(connection->damage) + " damage messages, " +
+                         std::to_string(connection->input_events) + " input events)";
+            log_line(connection->label + ": " + reason + "; link dropped" + counts);
+        }
         loop.unwatch(connection->watch);
         close(connection->fd);
         connection->fd = -1;
@@ -325,7 +371,10 @@ struct Server::Impl {
 
 void LinkInput::send(std::string frame) {
     server_.loop.post([&server = server_, weak = connection_, frame = std::move(frame)] {
-        if (auto connection = weak.lock()) server.send(connection, frame);
+        if (auto connection = weak.lock()) {
+            ++connection->input_events;
+            server.send(connection, frame);
+        }
     });
 }
 

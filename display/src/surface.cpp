@@ -40,8 +40,8 @@ Result<std::shared_ptr<SurfaceMapping>> SurfaceMapping::map(int fd, const link::
     const uint64_t bytes = uint64_t{description.stride} * description.height;
     const uint64_t end = description.offset + bytes;
     if (status.st_size < 0 || static_cast<uint64_t>(status.st_size) < end)
-        return make_error("surface: memfd of " + std::to_string(status.st_size) + " bytes, needs offset + stride * height = " +
-                          std::to_string(end));
+        return make_error("surface: memfd of " + std::to_string(status.st_size) +
+                          " bytes, needs offset + stride * height = " + std::to_string(end));
 
     const long page_size = sysconf(_SC_PAGESIZE);
     const uint64_t map_offset = description.offset - description.offset % static_cast<uint64_t>(page_size);

@@ -215,8 +215,14 @@ struct VncServer::ClientState {
 
 struct VncCallbacks {
     static VncServer& server_of(rfbClientPtr client) { return *static_cast<VncServer*>(client->screen->screenData); }
+    // clientData is published by new_client() on the accepting thread while
+    // the client is already on the screen's list, where the accept thread's
+    // handshake check may read it: atomic on both sides.
     static VncServer::ClientState* state_of(rfbClientPtr client) {
-        return static_cast<VncServer::ClientState*>(client->clientData);
+        return static_cast<VncServer::ClientState*>(__atomic_load_n(&client->clientData, __ATOMIC_ACQUIRE));
+    }
+    static void set_state(rfbClientPtr client, VncServer::ClientState* state) {
+        __atomic_store_n(&client->clientData, static_cast<void*>(state), __ATOMIC_RELEASE);
     }
 
     // On the thread that accepted the connection, before the client's threads start.
@@ -233,7 +239,7 @@ struct VncCallbacks {
         }
         auto* state = new VncServer::ClientState;
         state->shared = shared;
-        client->clientData = state;
+        set_state(client, state);
         client->clientGoneHook = client_gone;
         return RFB_CLIENT_ACCEPT;
     }
@@ -246,7 +252,7 @@ struct VncCallbacks {
         const std::shared_ptr<VncServer::Shared> shared = std::move(state->shared);
         for (uint16_t code : state->pressed) shared->input->key(code, false);
         if (state->last_buttons != 0) shared->input->pointer(state->last_x, state->last_y, 0);
-        client->clientData = nullptr;
+        set_state(client, nullptr);
         delete state;
         // libvncserver never joins a client thread that ends on its own.
         if (pthread_equal(pthread_self(), client->client_thread)) pthread_detach(pthread_self());
@@ -499,8 +505,10 @@ void VncServer::close_stalled_handshakes() {
     rfbClientIteratorPtr iterator = rfbGetClientIterator(screen_);
     // The iterator's reference keeps each client, and its state, alive.
     while (rfbClientPtr client = rfbClientIteratorNext(iterator)) {
-        auto* state = static_cast<ClientState*>(client->clientData);
-        if (state && client->state != _rfbClientRec::RFB_NORMAL && now - state->connected_at > kHandshakeTimeout) {
+        auto* state = VncCallbacks::state_of(client);
+        // client->state is libvncserver's, written by the client's thread.
+        const int phase = __atomic_load_n(&client->state, __ATOMIC_RELAXED);
+        if (state && phase != _rfbClientRec::RFB_NORMAL && now - state->connected_at > kHandshakeTimeout) {
             vnc_error("%s: closing a VNC client that did not finish its handshake\n", desktop_name_.c_str());
             if (client->sock != RFB_INVALID_SOCKET) shutdown(client->sock, SHUT_RDWR);
             rfbCloseClient(client);
@@ -558,7 +566,8 @@ void VncServer::damaged(uint32_t scanout, const std::vector<link::Rect>& rects) 
             tasks_.push_back([this, rects] {
                 for (const auto& rect : rects)
                     rfbMarkRectAsModified(screen_, static_cast<int>(rect.x), static_cast<int>(rect.y),
-                                          static_cast<int>(rect.x + rect.width), static_cast<int>(rect.y + rect.height));
+                                          static_cast<int>(rect.x + rect.width),
+                                          static_cast<int>(rect.y + rect.height));
             });
         }
     }
@@ -579,7 +588,8 @@ void VncServer::show(const std::shared_ptr<SurfaceMapping>& surface) {
     int width, height, stride;
     std::vector<char> black;
     if (surface) {
-        pixels = const_cast<char*>(reinterpret_cast<const char*>(surface->pixels()));  // never written: no cursor is drawn
+        // libvncserver never writes it: no cursor is drawn into the framebuffer.
+        pixels = const_cast<char*>(reinterpret_cast<const char*>(surface->pixels()));
         width = static_cast<int>(surface->width());
         height = static_cast<int>(surface->height());
         stride = static_cast<int>(surface->stride());

@@ -123,11 +123,9 @@ public:
             const bool tls_pending = gnutls_record_check_pending(session_) > 0;
             const bool want_tls_read = from_client_.size() < kRelayBufferLimit;
             const bool want_inner_read = to_client_.size() < kRelayBufferLimit;
-            pollfd fds[3] = {
-                {tls_fd_, static_cast<short>((want_tls_read ? POLLIN : 0) | (send_blocked_ ? POLLOUT : 0)), 0},
-                {inner_fd_, static_cast<short>((want_inner_read ? POLLIN : 0) | (!from_client_.empty() ? POLLOUT : 0)), 0},
-                {stop_fd_, POLLIN, 0},
-            };
+            const short tls_events = (want_tls_read ? POLLIN : 0) | (send_blocked_ ? POLLOUT : 0);
+            const short inner_events = (want_inner_read ? POLLIN : 0) | (!from_client_.empty() ? POLLOUT : 0);
+            pollfd fds[3] = {{tls_fd_, tls_events, 0}, {inner_fd_, inner_events, 0}, {stop_fd_, POLLIN, 0}};
             if (poll(fds, 3, tls_pending && want_tls_read ? 0 : -1) < 0) {
                 if (errno == EINTR) continue;
                 return;

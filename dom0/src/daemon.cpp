@@ -20,8 +20,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <deque>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -122,6 +124,10 @@ struct Run {
     int signal_fd = -1;  // a pidfd of our own for signals (the supervisor owns another)
     bool ended = false;
     bool stop_requested = false;
+    // States our own commands caused, whose "state" events are still to come.
+    // atoll-vmm announces a change after replying, and a later command's reply
+    // can overtake that announcement: the echo must not undo the later change.
+    std::deque<std::string> echoes;
     std::string control_socket;
     std::string console_socket;
     ~Run() {
@@ -302,6 +308,30 @@ public:
         }
     }
 
+    // A command's success, in the order of the VMM's stream (see supervisor.h).
+    void on_reply(uint64_t run_id, const std::string& command) {
+        std::lock_guard lock(mutex);
+        auto owner = run_owner.find(run_id);
+        if (owner == run_owner.end()) return;
+        auto vm = find_locked(owner->second);
+        if (!vm || !vm->run || vm->run->id != run_id || vm->run->ended) return;
+        RuntimeRecord record = vm->runtime;
+        if (command == "pause") {
+            record.state = VmState::Paused;
+            record.reason = "paused";
+        } else if (command == "resume") {
+            record.state = VmState::Running;
+            record.reason = "resumed";
+        } else if (command == "shutdown") {
+            record.state = VmState::ShuttingDown;
+            record.reason = "the power button was pressed";
+        } else {
+            return;
+        }
+        vm->run->echoes.push_back(command == "pause" ? "paused" : command == "resume" ? "running" : "shutting-down");
+        if (record.state != vm->runtime.state) commit_locked(*vm, record);
+    }
+
     void on_event(uint64_t run_id, const nlohmann::json& event) {
         std::lock_guard lock(mutex);
         auto owner = run_owner.find(run_id);
@@ -311,7 +341,13 @@ public:
         RuntimeRecord record = vm->runtime;
         const std::string kind = event.value("event", "");
         if (kind == "state" && event.contains("state") && event["state"].is_string()) {
-            auto state = vmm_state(event["state"].get<std::string>());
+            const std::string announced = event["state"].get<std::string>();
+            auto& echoes = vm->run->echoes;
+            if (auto echo = std::find(echoes.begin(), echoes.end(), announced); echo != echoes.end()) {
+                echoes.erase(echoes.begin(), echo + 1);  // our own change, already recorded
+                return;
+            }
+            auto state = vmm_state(announced);
             if (!state || *state == record.state) return;
             record.state = *state;
             record.reason = *state == VmState::Paused ? "paused"
@@ -405,6 +441,9 @@ public:
             return fault(ErrorKind::Failed, "cannot start VM '" + name + "': " + why);
         };
 
+        // One older log is kept when the log grows past 1 MiB.
+        if (struct stat log_info {}; stat(log_path.c_str(), &log_info) == 0 && log_info.st_size > (1 << 20))
+            rename(log_path.c_str(), (log_path + ".1").c_str());
         if (const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600); log_fd >= 0) {
             const std::string header = "---- atolld: starting VM '" + name + "'\n";
             (void)!write(log_fd, header.data(), header.size());
@@ -437,9 +476,8 @@ public:
             }
             if (connected.error().kind != ErrorKind::NotFound) {
                 pidfd_signal(pidfd, SIGKILL);
-                auto status = reap(pidfd, true);
+                (void)reap(pidfd, true);
                 close(pidfd);
-                (void)status;
                 return fail(connected.error().message);
             }
             {
@@ -472,18 +510,16 @@ public:
             }
             if (Clock::now() > deadline) {
                 pidfd_signal(pidfd, SIGKILL);
-                auto status = reap(pidfd, true);
+                (void)reap(pidfd, true);
                 close(pidfd);
-                (void)status;
                 return fail("atoll-vmm did not serve its control socket within " + seconds_text(options.start_timeout));
             }
         }
         const VmmHello hello = client->hello();
         if (hello.pid != spawned->pid) {
             pidfd_signal(pidfd, SIGKILL);
-            auto status = reap(pidfd, true);
+            (void)reap(pidfd, true);
             close(pidfd);
-            (void)status;
             return fail("another process (pid " + std::to_string(hello.pid) + ") serves " + control_socket);
         }
         {
@@ -515,10 +551,7 @@ public:
             if (run->ended) return {};
             run->stop_requested = true;
         }
-        bool asked = false;
-        if (auto client = ControlClient::connect(run->control_socket, milliseconds(1000))) {
-            asked = (*client)->request("stop", milliseconds(2000)).ok();
-        }
+        const bool asked = supervisor->request(run->id, "stop", milliseconds(2000)).ok();
         std::unique_lock lock(mutex);
         if (!asked && run->signal_fd >= 0) pidfd_signal(run->signal_fd, SIGKILL);
         if (changed.wait_for(lock, options.stop_timeout, [&] { return run->ended; })) return {};
@@ -545,26 +578,15 @@ public:
         return vm->run;
     }
 
-    Outcome<void> simple_command(const std::string& uuid, const char* operation, const char* command,
-                                 std::initializer_list<VmState> allowed, const std::string& wanted,
-                                 std::optional<VmState> new_state, const char* new_reason) {
+    Outcome<void> simple_command(const std::string& uuid, const char* command, std::initializer_list<VmState> allowed,
+                                 const std::string& wanted) {
         std::shared_ptr<Vm> vm;
-        auto run = begin_command(uuid, operation, allowed, wanted, vm);
+        auto run = begin_command(uuid, command, allowed, wanted, vm);
         if (!run) return run.error();
         BusyGuard guard(*this, vm);
-        auto client = ControlClient::connect((*run)->control_socket, milliseconds(2000));
-        if (!client) return fault(ErrorKind::Failed, "VM '" + vm->definition.name + "': " + client.error().message);
-        auto reply = (*client)->request(command, milliseconds(5000));
+        // The state that follows (paused, running...) is recorded by on_reply.
+        auto reply = supervisor->request((*run)->id, command, milliseconds(5000));
         if (!reply) return fault(reply.error().kind, "VM '" + vm->definition.name + "': " + reply.error().message);
-        if (new_state) {
-            std::lock_guard lock(mutex);
-            if (vm->run == *run && !(*run)->ended && vm->runtime.state != *new_state) {
-                RuntimeRecord record = vm->runtime;
-                record.state = *new_state;
-                record.reason = new_reason;
-                commit_locked(*vm, record);
-            }
-        }
         return {};
     }
 
@@ -709,6 +731,7 @@ Outcome<std::unique_ptr<Daemon>> Daemon::create(const DaemonOptions& options) {
     Impl* raw = impl.get();
     impl->supervisor = std::make_unique<Supervisor>(Supervisor::Callbacks{
         [raw](uint64_t run, const nlohmann::json& event) { raw->on_event(run, event); },
+        [raw](uint64_t run, const std::string& command, const nlohmann::json&) { raw->on_reply(run, command); },
         [raw](uint64_t run, const VmmEnd& end) { raw->on_end(run, end); },
     });
     for (auto& entry : *stored) {
@@ -723,10 +746,15 @@ Outcome<std::unique_ptr<Daemon>> Daemon::create(const DaemonOptions& options) {
         std::lock_guard lock(impl->mutex);
         for (auto& [uuid, vm] : impl->vms) all.push_back(vm);
     }
-    // Side by side: a VMM that is slow to answer must not hold up the others.
+    // Side by side (16 at a time): a VMM that is slow to answer must not hold up the others.
     {
+        std::atomic<size_t> next{0};
         TaskGroup reconciling;
-        for (auto& vm : all) reconciling.spawn([raw, vm] { raw->reconcile(vm); });
+        for (size_t worker = 0; worker < std::min<size_t>(16, all.size()); ++worker) {
+            reconciling.spawn([raw, &all, &next] {
+                for (size_t i; (i = next++) < all.size();) raw->reconcile(all[i]);
+            });
+        }
     }
     // Files of VMs that are no longer defined: a VMM there is not ours to judge.
     for (const auto& entry : std::filesystem::directory_iterator(impl->vms_dir, error)) {
@@ -810,6 +838,7 @@ Outcome<void> Daemon::undefine(const std::string& uuid) {
     impl_->vms.erase(uuid);
     impl_->remove_run_files(uuid);
     unlink(impl_->path_for(uuid, ".log").c_str());
+    unlink(impl_->path_for(uuid, ".log.1").c_str());
     log_info("VM '" + vm->definition.name + "' undefined");
     if (impl_->observer) impl_->observer->vm_undefined(impl_->info_locked(*vm));
     return {};
@@ -830,6 +859,22 @@ std::optional<VmInfo> Daemon::find(const std::string& uuid) const {
     auto vm = impl_->find_locked(uuid);
     if (!vm) return std::nullopt;
     return impl_->info_locked(*vm);
+}
+
+std::optional<VmStatus> Daemon::status(const std::string& uuid) const {
+    std::lock_guard lock(impl_->mutex);
+    auto vm = impl_->find_locked(uuid);
+    if (!vm) return std::nullopt;
+    VmStatus status;
+    status.state = vm->runtime.state;
+    status.reason = vm->runtime.reason;
+    status.pid = vm->runtime.pid;
+    status.boot_count = vm->runtime.boot_count;
+    status.started_unix_us = vm->runtime.started_unix_us;
+    if (vm->run && state_is_active(vm->runtime.state) && vm->runtime.state != VmState::Starting)
+        status.console_socket = vm->run->console_socket;
+    status.autostart = vm->definition.autostart;
+    return status;
 }
 
 std::optional<VmInfo> Daemon::find_by_name(const std::string& name) const {
@@ -857,19 +902,10 @@ Outcome<void> Daemon::shutdown(const std::string& uuid, std::chrono::millisecond
     }
     Impl::BusyGuard guard(*impl_, vm);
     const std::string name = vm->definition.name;
-    {
-        auto client = ControlClient::connect((*run)->control_socket, milliseconds(2000));
-        if (!client) return fault(ErrorKind::Failed, "VM '" + name + "': " + client.error().message);
-        auto reply = (*client)->request("shutdown", milliseconds(5000));
-        if (!reply) return fault(reply.error().kind, "VM '" + name + "': " + reply.error().message);
-    }
+    // shutting-down is recorded by on_reply.
+    auto reply = impl_->supervisor->request((*run)->id, "shutdown", milliseconds(5000));
+    if (!reply) return fault(reply.error().kind, "VM '" + name + "': " + reply.error().message);
     std::unique_lock lock(impl_->mutex);
-    if (vm->run == *run && !(*run)->ended && vm->runtime.state != VmState::ShuttingDown) {
-        RuntimeRecord record = vm->runtime;
-        record.state = VmState::ShuttingDown;
-        record.reason = "the power button was pressed";
-        impl_->commit_locked(*vm, record);
-    }
     if (timeout.count() == 0) return {};
     const bool ended = impl_->changed.wait_for(lock, timeout, [&] { return (*run)->ended || impl_->stopping; });
     if ((*run)->ended) return {};
@@ -899,18 +935,16 @@ Outcome<void> Daemon::force_stop(const std::string& uuid) {
 }
 
 Outcome<void> Daemon::reboot(const std::string& uuid) {
-    return impl_->simple_command(uuid, "reboot", "reboot", {VmState::Running, VmState::Paused, VmState::ShuttingDown},
-                                 "only a running VM can be rebooted", std::nullopt, "");
+    return impl_->simple_command(uuid, "reboot", {VmState::Running, VmState::Paused, VmState::ShuttingDown},
+                                 "only a running VM can be rebooted");
 }
 
 Outcome<void> Daemon::pause(const std::string& uuid) {
-    return impl_->simple_command(uuid, "pause", "pause", {VmState::Running}, "only a running VM can be paused",
-                                 VmState::Paused, "paused");
+    return impl_->simple_command(uuid, "pause", {VmState::Running}, "only a running VM can be paused");
 }
 
 Outcome<void> Daemon::resume(const std::string& uuid) {
-    return impl_->simple_command(uuid, "resume", "resume", {VmState::Paused}, "only a paused VM can be resumed",
-                                 VmState::Running, "resumed");
+    return impl_->simple_command(uuid, "resume", {VmState::Paused}, "only a paused VM can be resumed");
 }
 
 Outcome<void> Daemon::set_autostart(const std::string& uuid, bool autostart) {

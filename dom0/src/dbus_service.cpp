@@ -25,7 +25,7 @@ namespace {
 namespace generated = org::atoll::Atoll1;
 
 sdbus::Error to_dbus_error(const Fault& error) {
-    return sdbus::Error(std::string(kErrorPrefix) + error_kind_name(error.kind), error.message);
+    return sdbus::Error(std::string(kErrorPrefix) + error_kind_name(error.kind), make_valid_utf8(error.message));
 }
 
 }  // namespace
@@ -65,10 +65,12 @@ public:
         (void)!write(wake_fd, &one, sizeof one);
     }
 
-    void run_queue() {
+    // Runs what other threads posted; whether there was anything.
+    bool run_queue() {
         std::deque<std::function<void()>> tasks;
         {
             std::lock_guard lock(queue_mutex);
+            if (queue.empty()) return false;
             tasks.swap(queue);
         }
         for (auto& task : tasks) {
@@ -78,32 +80,50 @@ public:
                 log_error("D-Bus: " + error.getName() + ": " + error.getMessage());
             }
         }
+        return true;
     }
 
     // Runs `work` on a worker thread and replies from the bus thread when it is
     // done. The worker hands its reference to the call back with the reply, so
     // the sd-bus message is only ever touched (even freed) on the bus thread.
-    void async_void(sdbus::Result<>&& result, std::function<Outcome<void>()> work) {
+    // `object`: the VM object the call came through; it stays registered until
+    // the reply is out (sd-bus checks a reply against the object's vtable).
+    void async_void(sdbus::Result<>&& result, std::function<Outcome<void>()> work, VmObject* object = nullptr) {
         auto reply = std::make_shared<sdbus::Result<>>(std::move(result));
-        workers.spawn([this, reply = std::move(reply), work = std::move(work)]() mutable {
+        hold(object);
+        workers.spawn([this, reply = std::move(reply), work = std::move(work), object]() mutable {
             auto outcome = std::make_shared<Outcome<void>>(work());
-            post([reply = std::move(reply), outcome] {
+            post([this, reply = std::move(reply), outcome, object] {
                 if (*outcome) reply->returnResults();
                 else reply->returnError(to_dbus_error(outcome->error()));
+                release(object);
             });
         });
     }
 
     template <class T>
-    void async_value(sdbus::Result<T>&& result, std::function<Outcome<T>()> work) {
+    void async_value(sdbus::Result<T>&& result, std::function<Outcome<T>()> work, VmObject* object = nullptr) {
         auto reply = std::make_shared<sdbus::Result<T>>(std::move(result));
-        workers.spawn([this, reply = std::move(reply), work = std::move(work)]() mutable {
+        hold(object);
+        workers.spawn([this, reply = std::move(reply), work = std::move(work), object]() mutable {
             auto outcome = std::make_shared<Outcome<T>>(work());
-            post([reply = std::move(reply), outcome] {
+            post([this, reply = std::move(reply), outcome, object] {
                 if (*outcome) reply->returnResults(outcome->value());
                 else reply->returnError(to_dbus_error(outcome->error()));
+                release(object);
             });
         });
+    }
+
+    // Calls in flight through a VM object (bus thread only).
+    void hold(VmObject* object);
+    void release(VmObject* object);
+    std::vector<std::unique_ptr<VmObject>> retired_objects;  // undefined, awaiting their last reply
+
+    VmStatus status_or_throw(const std::string& uuid) {
+        auto status = daemon.status(uuid);
+        if (!status) throw to_dbus_error(fault(ErrorKind::NotFound, "VM " + uuid + " is no longer defined"));
+        return std::move(*status);
     }
 
     VmInfo vm_or_throw(const std::string& uuid) {
@@ -140,7 +160,13 @@ public:
     ~VmObject() { unregisterAdaptor(); }
 
     void announce() { emitInterfacesAddedSignal({kVmInterface}); }
-    void retire() { emitInterfacesRemovedSignal({kVmInterface}); }
+    void retire() {
+        emitInterfacesRemovedSignal({kVmInterface});
+        retired = true;
+    }
+
+    int calls_in_flight = 0;
+    bool retired = false;
 
     // PropertiesChanged for what differs from the last announced state, and
     // StateChanged when the state or its reason changed.
@@ -158,35 +184,36 @@ public:
         }
         last_ = info;
         if (!names.empty()) getObject().emitPropertiesChangedSignal(kVmInterface, names);
-        if (state_changed) emitStateChanged(state_name(info.state), info.reason);
+        if (state_changed) emitStateChanged(state_name(info.state), make_valid_utf8(info.reason));
     }
 
 private:
     Daemon& daemon() { return service_.daemon; }
     VmInfo info() { return service_.vm_or_throw(uuid_); }
+    VmStatus status() { return service_.status_or_throw(uuid_); }
 
     void Start(sdbus::Result<>&& result) override {
-        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.start(uuid); });
+        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.start(uuid); }, this);
     }
     void Shutdown(sdbus::Result<>&& result, uint32_t timeout_seconds, bool force) override {
         service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_, timeout_seconds, force] {
             return daemon.shutdown(uuid, std::chrono::seconds(timeout_seconds), force);
-        });
+        }, this);
     }
     void ForceStop(sdbus::Result<>&& result) override {
-        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.force_stop(uuid); });
+        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.force_stop(uuid); }, this);
     }
     void Reboot(sdbus::Result<>&& result) override {
-        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.reboot(uuid); });
+        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.reboot(uuid); }, this);
     }
     void Pause(sdbus::Result<>&& result) override {
-        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.pause(uuid); });
+        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.pause(uuid); }, this);
     }
     void Resume(sdbus::Result<>&& result) override {
-        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.resume(uuid); });
+        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.resume(uuid); }, this);
     }
     void Undefine(sdbus::Result<>&& result) override {
-        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.undefine(uuid); });
+        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.undefine(uuid); }, this);
     }
     void OpenConsole(sdbus::Result<sdbus::UnixFd>&& result) override {
         service_.async_value<sdbus::UnixFd>(std::move(result),
@@ -194,25 +221,25 @@ private:
                                                 auto fd = daemon.open_console(uuid);
                                                 if (!fd) return fd.error();
                                                 return sdbus::UnixFd(*fd, sdbus::adopt_fd);
-                                            });
+                                            }, this);
     }
 
     std::string Name() override { return info().definition.name; }
     std::string UUID() override { return uuid_; }
-    std::string State() override { return state_name(info().state); }
-    std::string StateReason() override { return info().reason; }
+    std::string State() override { return state_name(status().state); }
+    std::string StateReason() override { return make_valid_utf8(status().reason); }
     uint32_t VCPUs() override { return info().definition.vcpus; }
     uint64_t MemoryMiB() override { return info().definition.memory_mib; }
     std::string Config() override { return vm_definition_to_json(info().definition); }
-    bool Autostart() override { return info().definition.autostart; }
+    bool Autostart() override { return status().autostart; }
     void Autostart(const bool& value) override {
         if (auto set = daemon().set_autostart(uuid_, value); !set) throw to_dbus_error(set.error());
     }
     std::string RestartPolicy() override { return restart_policy_text(info().definition.restart); }
-    std::string ConsoleSocket() override { return info().console_socket; }
-    uint32_t VmmPid() override { return static_cast<uint32_t>(info().pid); }
-    uint32_t BootCount() override { return info().boot_count; }
-    uint64_t StartedAt() override { return info().started_unix_us; }
+    std::string ConsoleSocket() override { return make_valid_utf8(status().console_socket); }
+    uint32_t VmmPid() override { return static_cast<uint32_t>(status().pid); }
+    uint32_t BootCount() override { return status().boot_count; }
+    uint64_t StartedAt() override { return status().started_unix_us; }
 
     DbusService::Impl& service_;
     const std::string uuid_;
@@ -267,11 +294,15 @@ private:
     }
 
     std::string Version() override { return daemon().host_facts().version; }
-    std::string HostName() override { return daemon().host_facts().host_name; }
+    std::string HostName() override { return make_valid_utf8(daemon().host_facts().host_name); }
     uint32_t CpuCount() override { return daemon().host_facts().cpu_count; }
     uint64_t MemoryMiB() override { return daemon().host_facts().memory_mib; }
     bool KvmAvailable() override { return daemon().host_facts().kvm_available; }
-    std::vector<std::string> StorageDirectories() override { return daemon().options().storage_dirs; }
+    std::vector<std::string> StorageDirectories() override {
+        std::vector<std::string> out;
+        for (const auto& directory : daemon().options().storage_dirs) out.push_back(make_valid_utf8(directory));
+        return out;
+    }
     uint32_t VMCount() override { return static_cast<uint32_t>(daemon().list().size()); }
 
     DbusService::Impl& service_;
@@ -291,9 +322,20 @@ void DbusService::Impl::remove_object(const VmInfo& vm) {
     auto it = vm_objects.find(vm.definition.uuid);
     if (it == vm_objects.end()) return;
     it->second->retire();
+    // Kept registered until the replies to calls made through it are out.
+    if (it->second->calls_in_flight > 0) retired_objects.push_back(std::move(it->second));
     vm_objects.erase(it);
     manager->emitVMUndefined(vm.definition.name, sdbus::ObjectPath(vm_object_path(vm.definition.uuid)));
     manager->count_changed();
+}
+
+void DbusService::Impl::hold(VmObject* object) {
+    if (object) ++object->calls_in_flight;
+}
+
+void DbusService::Impl::release(VmObject* object) {
+    if (!object || --object->calls_in_flight > 0 || !object->retired) return;
+    std::erase_if(retired_objects, [&](const auto& retired) { return retired.get() == object; });
 }
 
 void DbusService::Impl::object_changed(const VmInfo& vm, bool state_changed) {
@@ -308,6 +350,7 @@ DbusService::~DbusService() {
     impl_->workers.wait();
     impl_->queue.clear();  // replies to callers that will not hear them now
     impl_->vm_objects.clear();
+    impl_->retired_objects.clear();
     impl_->manager.reset();
 }
 
@@ -350,10 +393,9 @@ Outcome<void> DbusService::run() {
             while (impl.connection->processPendingRequest()) {
                 if (impl.stop_requested.load()) break;
             }
-            impl.run_queue();
-            if (impl.stop_requested.load()) break;
             // Replies sent from the queue may have made more work for sd-bus.
-            if (impl.connection->processPendingRequest()) continue;
+            if (impl.run_queue() && impl.connection->processPendingRequest()) continue;
+            if (impl.stop_requested.load()) break;
             const auto poll_data = impl.connection->getEventLoopPollData();
             pollfd fds[2] = {{poll_data.fd, poll_data.events, 0}, {impl.wake_fd, POLLIN, 0}};
             const int ready = poll(fds, 2, poll_data.getPollTimeout());

@@ -149,22 +149,46 @@ std::string quote_text(std::string_view text, size_t limit, char quote) {
     return quote + std::string(text.substr(0, cut)) + "..." + quote + " (" + std::to_string(text.size()) + " bytes)";
 }
 
-bool valid_utf8(std::string_view text) {
-    size_t i = 0;
-    while (i < text.size()) {
-        const auto byte = static_cast<unsigned char>(text[i]);
-        size_t length = byte < 0x80 ? 1 : (byte >> 5) == 0x6 ? 2 : (byte >> 4) == 0xe ? 3 : (byte >> 3) == 0x1e ? 4 : 0;
-        if (length == 0 || i + length > text.size()) return false;
-        uint32_t code = length == 1 ? byte : byte & (0x7f >> length);
-        for (size_t k = 1; k < length; ++k) {
-            const auto next = static_cast<unsigned char>(text[i + k]);
-            if ((next & 0xc0) != 0x80) return false;
-            code = code << 6 | (next & 0x3f);
+namespace {
+// The length of the valid UTF-8 character at text[i], or 0 (RFC 3629: no
+// overlong forms, no surrogates, nothing past U+10FFFF).
+size_t utf8_character_length(std::string_view text, size_t i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    const size_t length = byte < 0x80 ? 1 : (byte >> 5) == 0x6 ? 2 : (byte >> 4) == 0xe ? 3 : (byte >> 3) == 0x1e ? 4 : 0;
+    if (length == 0 || i + length > text.size()) return 0;
+    uint32_t code = length == 1 ? byte : byte & (0x7f >> length);
+    for (size_t k = 1; k < length; ++k) {
+        const auto next = static_cast<unsigned char>(text[i + k]);
+        if ((next & 0xc0) != 0x80) return 0;
+        code = code << 6 | (next & 0x3f);
+    }
+    if ((length == 2 && code < 0x80) || (length == 3 && code < 0x800) || (length == 4 && code < 0x10000) ||
+        (code >= 0xd800 && code <= 0xdfff) || code > 0x10ffff)
+        return 0;
+    return length;
+}
+}  // namespace
+
+std::string make_valid_utf8(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (size_t i = 0; i < text.size();) {
+        const size_t length = utf8_character_length(text, i);
+        if (length == 0) {
+            out += '?';
+            ++i;
+        } else {
+            out.append(text.substr(i, length));
+            i += length;
         }
-        // No overlong forms, no surrogates, nothing past U+10FFFF (RFC 3629).
-        if ((length == 2 && code < 0x80) || (length == 3 && code < 0x800) || (length == 4 && code < 0x10000) ||
-            (code >= 0xd800 && code <= 0xdfff) || code > 0x10ffff)
-            return false;
+    }
+    return out;
+}
+
+bool valid_utf8(std::string_view text) {
+    for (size_t i = 0; i < text.size();) {
+        const size_t length = utf8_character_length(text, i);
+        if (length == 0) return false;
         i += length;
     }
     return true;

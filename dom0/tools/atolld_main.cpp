@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 namespace {
@@ -74,6 +75,10 @@ int main(int argc, char** argv) {
     options.storage_dirs = !storage_dirs.empty() ? storage_dirs
                            : system              ? std::vector<std::string>{"/var/lib/atoll/images"}
                                                  : std::vector<std::string>{data_home + "/images"};
+    if (storage_dirs.empty()) {
+        std::error_code ignored;  // the default place for images exists from the start
+        std::filesystem::create_directories(options.storage_dirs.front(), ignored);
+    }
     options.vmm_path = !vmm_path.empty() ? vmm_path : atl::dom0::default_vmm_path();
     options.start_timeout = std::chrono::seconds(start_timeout_seconds);
     options.autostart = !no_autostart;

@@ -55,15 +55,32 @@ display)
     done
     echo "ATOLL-INPUT keyboard=$keyboard devices=$(cat /sys/class/input/event*/device/name 2>/dev/null | tr '\n' ',')"
     echo "ATOLL-FB $(cat /sys/class/graphics/fb0/virtual_size) stride=$(cat /sys/class/graphics/fb0/stride)"
+    echo DEBUG-MARK-1
+    dd if=/pattern.raw of=/dev/fb0 bs="$(cat /sys/class/graphics/fb0/stride)" 2>/dev/null
+    sleep 3
+    echo DEBUG-MARK-2
+    echo hello-on-tty1 > /dev/tty1
+    sleep 3
+    echo DEBUG-MARK-3
     # Only the pattern on the screen: the framebuffer console lets go of fb0.
     for console in /sys/class/vtconsole/vtcon*; do
         grep -q "frame buffer" "$console/name" && echo 0 > "$console/bind"
     done
+    sleep 2
+    echo DEBUG-MARK-4
     # The reader has the keyboard open before the pattern shows (the viewer types once it sees it).
     /bin/evread "$keyboard" 10 100 > /tmp/keys.log &
     reader=$!
     sleep 1
     dd if=/pattern.raw of=/dev/fb0 bs="$(cat /sys/class/graphics/fb0/stride)" 2>/dev/null
+    grep -i virtio /proc/interrupts | sed 's/^/  DEBUG-IRQ-BEFORE /'
+    sleep 2
+    grep -i virtio /proc/interrupts | sed 's/^/  DEBUG-IRQ-AFTER /'
+    dmesg | tail -25 | sed 's/^/  DEBUG-DMESG /'
+    mount -t debugfs none /sys/kernel/debug 2>/dev/null
+    cat /sys/kernel/debug/dri/*/state 2>/dev/null | head -40 | sed 's/^/  DEBUG-STATE /'
+    ls /sys/class/graphics/ /sys/class/drm/ | tr '\n' ' ' | sed 's/^/  DEBUG-LS /'; echo
+    cat /proc/fb | sed 's/^/  DEBUG-FB /'
     echo "ATOLL-FB-DRAWN pattern=$(md5sum < /pattern.raw | cut -c1-8) fb0=$(dd if=/dev/fb0 bs=1920000 count=1 2>/dev/null | md5sum | cut -c1-8)"
     wait $reader
     sed 's/^/  /' /tmp/keys.log

@@ -26,6 +26,17 @@ using Clock = std::chrono::steady_clock;
 
 void quiet(const char*, ...) {}
 
+// Framebuffer updates received (for the report when a step fails).
+long g_updates = 0;
+int g_last_update[4] = {};
+void count_update(rfbClient*, int x, int y, int w, int h) {
+    ++g_updates;
+    g_last_update[0] = x;
+    g_last_update[1] = y;
+    g_last_update[2] = w;
+    g_last_update[3] = h;
+}
+
 // The pattern: distinct enough that an offset, a swapped channel or a stale
 // frame shows, and exactly representable in every lossless VNC encoding.
 void pattern_rgb(uint32_t x, uint32_t y, uint8_t& r, uint8_t& g, uint8_t& b) {
@@ -83,6 +94,7 @@ rfbClient* connect(int port, Clock::time_point deadline) {
         client->appData.encodingsString = "zrle hextile raw";
         client->appData.enableJPEG = FALSE;
         client->canHandleNewFBSize = TRUE;
+        client->GotFrameBufferUpdate = count_update;
         if (rfbInitClient(client, nullptr, nullptr)) return client;  // frees the client when it fails
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
@@ -116,7 +128,7 @@ int check(int argc, char** argv) {
         fprintf(stderr, "usage: atoll-vnc-probe check --port P --size WxH [--keys TEXT] [--resize WxH] [--timeout S]\n");
         return 2;
     }
-    rfbClientLog = rfbClientErr = quiet;  // the PROBE lines are the report
+    rfbClientLog = quiet;  // the PROBE lines are the report
     const auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
 
     rfbClient* client = connect(port, deadline);
@@ -133,9 +145,14 @@ int check(int argc, char** argv) {
         return (wrong = mismatches(client, width, height)) == 0;
     });
     if (!pattern) {
-        printf("PROBE-PATTERN-TIMEOUT screen=%dx%d mismatches=%ld\n", client->width, client->height, wrong);
+        printf("PROBE-PATTERN-TIMEOUT screen=%dx%d mismatches=%ld updates=%ld last=%d,%d,%dx%d\n", client->width,
+               client->height, wrong, g_updates, g_last_update[0], g_last_update[1], g_last_update[2], g_last_update[3]);
+        long nonzero = 0;
+        for (long i = 0; i < static_cast<long>(client->width) * client->height; ++i)
+            nonzero += reinterpret_cast<const uint32_t*>(client->frameBuffer)[i] & 0xffffff ? 1 : 0;
+        printf("PROBE-NONBLACK %ld of %d\n", nonzero, client->width * client->height);
         // A few pixels, to tell a black screen from a shifted or recoloured pattern.
-        for (auto [x, y] : {std::pair{0, 0}, {1, 0}, {0, 1}, {100, 50}, {width - 1, height - 1}}) {
+        for (auto [x, y] : {std::pair{0, 0}, {1, 0}, {0, 1}, {100, 50}, {400, 300}, {700, 10}, {width - 1, height - 1}}) {
             if (x >= client->width || y >= client->height) continue;
             uint32_t value;
             std::memcpy(&value, client->frameBuffer + (size_t{static_cast<size_t>(y)} * client->width + x) * 4, 4);

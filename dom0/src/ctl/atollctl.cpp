@@ -11,6 +11,7 @@
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <poll.h>
+#include <signal.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -252,25 +253,63 @@ void report(Ctl& ctl, const std::string& vm, const char* done) {
     else std::printf("VM '%s' %s\n", vm.c_str(), done);
 }
 
-// The serial console: raw terminal, Ctrl-] detaches.
-int cmd_console(Ctl& ctl, const std::string& name) {
-    auto vm = ctl.vm(name);
-    sdbus::UnixFd console = vm->OpenConsole();
-    const int fd = console.get();
-    const bool tty = isatty(STDIN_FILENO);
-    termios saved{};
-    if (tty) {
-        std::fprintf(stderr, "Connected to the serial console of VM '%s'. Ctrl-] detaches.\r\n", name.c_str());
-        tcgetattr(STDIN_FILENO, &saved);
-        termios raw = saved;
+// The terminal in raw mode while the console is attached, restored however we leave.
+class RawTerminal {
+public:
+    RawTerminal() : active_(isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved_) == 0) {
+        if (!active_) return;
+        termios raw = saved_;
         cfmakeraw(&raw);
         tcsetattr(STDIN_FILENO, TCSANOW, &raw);
     }
+    ~RawTerminal() {
+        if (active_) tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+    }
+    bool active() const { return active_; }
+
+private:
+    termios saved_{};
+    bool active_;
+};
+
+bool write_all(int fd, const char* data, size_t size) {
+    while (size > 0) {
+        const ssize_t written = write(fd, data, size);
+        if (written < 0 && errno == EINTR) continue;
+        if (written <= 0) return false;
+        data += written;
+        size -= static_cast<size_t>(written);
+    }
+    return true;
+}
+
+// A new console connection after the old one closed: the VM rebooted (each
+// boot has a machine, and a serial port, of its own) unless it stopped.
+sdbus::UnixFd reopen_console(VmProxy& vm) {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        const std::string state = vm.State();
+        if (state != "running" && state != "paused" && state != "shutting-down") return {};
+        try {
+            return vm.OpenConsole();
+        } catch (const sdbus::Error&) {
+            usleep(50'000);  // between two boots
+        }
+    }
+    return {};
+}
+
+// The serial console: raw terminal, Ctrl-] detaches; follows the VM across reboots.
+int cmd_console(Ctl& ctl, const std::string& name) {
+    auto vm = ctl.vm(name);
+    sdbus::UnixFd console = vm->OpenConsole();
+    RawTerminal terminal;
+    if (terminal.active())
+        std::fprintf(stderr, "Connected to the serial console of VM '%s'. Ctrl-] detaches.\r\n", name.c_str());
     constexpr char kDetach = 0x1d;  // Ctrl-]
     bool stdin_open = true;
     std::string end = "console closed (the VM stopped)";
     for (;;) {
-        pollfd fds[2] = {{fd, POLLIN, 0}, {stdin_open ? STDIN_FILENO : -1, POLLIN, 0}};
+        pollfd fds[2] = {{console.get(), POLLIN, 0}, {stdin_open ? STDIN_FILENO : -1, POLLIN, 0}};
         if (poll(fds, 2, -1) < 0) {
             if (errno == EINTR) continue;
             end = std::string("poll: ") + std::strerror(errno);
@@ -278,13 +317,13 @@ int cmd_console(Ctl& ctl, const std::string& name) {
         }
         char buffer[4096];
         if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-            const ssize_t count = read(fd, buffer, sizeof buffer);
-            if (count <= 0) break;
-            for (ssize_t done = 0; done < count;) {
-                const ssize_t written = write(STDOUT_FILENO, buffer + done, static_cast<size_t>(count - done));
-                if (written <= 0) break;
-                done += written;
+            const ssize_t count = read(console.get(), buffer, sizeof buffer);
+            if (count <= 0) {
+                console = reopen_console(*vm);
+                if (!console.isValid()) break;
+                continue;
             }
+            write_all(STDOUT_FILENO, buffer, static_cast<size_t>(count));
         }
         if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
             const ssize_t count = read(STDIN_FILENO, buffer, sizeof buffer);
@@ -292,23 +331,17 @@ int cmd_console(Ctl& ctl, const std::string& name) {
                 stdin_open = false;  // a script's input ended: keep showing output
                 continue;
             }
-            const char* detach = tty ? static_cast<const char*>(std::memchr(buffer, kDetach, static_cast<size_t>(count))) : nullptr;
-            const size_t length = detach ? static_cast<size_t>(detach - buffer) : static_cast<size_t>(count);
-            for (size_t done = 0; done < length;) {
-                const ssize_t written = write(fd, buffer + done, length - done);
-                if (written <= 0) break;
-                done += static_cast<size_t>(written);
-            }
+            const char* detach = terminal.active()
+                                     ? static_cast<const char*>(std::memchr(buffer, kDetach, static_cast<size_t>(count)))
+                                     : nullptr;
+            write_all(console.get(), buffer, detach ? static_cast<size_t>(detach - buffer) : static_cast<size_t>(count));
             if (detach) {
                 end = "detached";
                 break;
             }
         }
     }
-    if (tty) {
-        tcsetattr(STDIN_FILENO, TCSANOW, &saved);
-        std::fprintf(stderr, "\n%s\n", end.c_str());
-    }
+    if (terminal.active()) std::fprintf(stderr, "\r\n%s\r\n", end.c_str());
     return kCtlOk;
 }
 
@@ -337,6 +370,7 @@ int cmd_host(Ctl& ctl) {
 }  // namespace
 
 int atollctl_main(int argc, char** argv) {
+    signal(SIGPIPE, SIG_IGN);  // a console whose VM went away is an EOF, not a death
     CLI::App app{"atollctl: drives atolld (the Atoll VM manager) over D-Bus"};
     app.require_subcommand(1);
     bool session = false, system = false, as_json = false;

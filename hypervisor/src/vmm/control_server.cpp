@@ -200,9 +200,13 @@ void ControlServer::drop(const std::shared_ptr<Client>& client) {
 
 void ControlServer::broadcast(const json& event) {
     const std::string text = event.dump();
-    loop_.post([this, text] {
+    auto send_to_all = [this, text] {
         for (auto& client : std::vector(clients_)) send(client, text);
-    });
+    };
+    // From a command's handler (the loop thread) the event goes out at once, so
+    // it precedes the command's reply, as a client reading in order expects.
+    if (loop_.on_loop_thread()) send_to_all();
+    else loop_.post(send_to_all);
 }
 
 void ControlServer::broadcast_and_flush(const json& event) {

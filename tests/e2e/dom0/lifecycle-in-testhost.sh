@@ -3,6 +3,7 @@
 # first by atollctl, then by busctl.
 set -u
 failures=0
+export SYSTEMD_PAGER=cat PAGER=cat SYSTEMD_COLORS=0
 check() {
     description=$1
     shift
@@ -21,6 +22,9 @@ wait_for() {
 count() { grep -c -- "$2" "$1" 2>/dev/null || true; }
 
 mkdir -p /tmp/atoll /run/atoll
+# dbus-daemon looks the connecting user up; the test host has no user database.
+[ -f /etc/passwd ] || echo 'root:x:0:0:root:/root:/bin/sh' >/etc/passwd
+[ -f /etc/group ] || echo 'root:x:0:' >/etc/group
 ./dbus-daemon --config-file=bus.conf --nofork --print-address=3 3>/tmp/bus-address 2>/tmp/dbus.log &
 wait_for /tmp/bus-address unix 10
 ADDR=$(head -n1 /tmp/bus-address)
@@ -28,8 +32,14 @@ check "dbus-daemon is up" [ -n "$ADDR" ]
 ./atolld --bus-address "$ADDR" --database /tmp/atoll/atoll.db --runtime-dir /run/atoll \
     --storage-dir /payload/images --storage-dir /guest --vmm /payload/atoll-vmm >/tmp/atolld.log 2>&1 &
 i=0
-until ./busctl --address="$ADDR" status org.atoll.Atoll1 >/dev/null 2>&1 || [ $i -gt 100 ]; do sleep 0.1; i=$((i + 1)); done
+has_owner() { ./busctl --address="$ADDR" call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.atoll.Atoll1 2>/dev/null | grep -q true; }
+until has_owner || [ $i -gt 100 ]; do sleep 0.1; i=$((i + 1)); done
 ctl() { ./atollctl --bus-address "$ADDR" "$@"; }
+check "atolld serves org.atoll.Atoll1" has_owner
+if [ $failures -ne 0 ]; then
+    cat /tmp/atolld.log /tmp/dbus.log
+    exit 1
+fi
 
 # ---- atollctl ------------------------------------------------------------------
 check "define" ctl define vm.json
@@ -51,7 +61,7 @@ i=0; while kill -0 $console 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i +
 check "the console ended with the VM" sh -c "! kill -0 $console 2>/dev/null"
 
 # ---- busctl --------------------------------------------------------------------
-B="./busctl --address=$ADDR"
+B="./busctl --no-pager --address=$ADDR"
 P=$($B call org.atoll.Atoll1 /org/atoll/Atoll1 org.atoll.Atoll1.Manager LookupByName s web | cut -d'"' -f2)
 check "busctl: LookupByName" [ -n "$P" ]
 check "busctl: Start" $B call org.atoll.Atoll1 "$P" org.atoll.Atoll1.VM Start

@@ -27,6 +27,7 @@ namespace {
 using nlohmann::json;
 namespace api = atl::display::dbus;
 using Rects = std::vector<sdbus::Struct<uint32_t, uint32_t, uint32_t, uint32_t>>;
+constexpr const char* kDisplay = api::kDisplayInterface;
 
 // What one viewer heard, with a way to wait for it.
 struct Heard {
@@ -244,34 +245,38 @@ TEST_F(DbusTest, EveryViewerHearsDamageAndNewSurfaces) {
 TEST_F(DbusTest, InputMethodsReachTheVmm) {
     Viewer viewer("web-1");
     auto& display = viewer.display();
-    display.callMethod("SendKey").onInterface(api::kDisplayInterface).withArguments(uint32_t{KEY_ENTER}, true);
+    display.callMethod("SendKey").onInterface(kDisplay).withArguments(uint32_t{KEY_ENTER}, true);
     auto key = vmm_->wait_for("key");
     ASSERT_TRUE(key);
     EXPECT_EQ(*key, (json{{"type", "key"}, {"code", KEY_ENTER}, {"pressed", true}}));
 
     uint32_t code = 0;
-    display.callMethod("SendKeysym").onInterface(api::kDisplayInterface).withArguments(uint32_t{'q'}, false).storeResultsTo(code);
+    display.callMethod("SendKeysym").onInterface(kDisplay).withArguments(uint32_t{'q'}, false)
+        .storeResultsTo(code);
     EXPECT_EQ(code, uint32_t{KEY_Q});
     key = vmm_->wait_for("key");
     ASSERT_TRUE(key);
     EXPECT_EQ(*key, (json{{"type", "key"}, {"code", KEY_Q}, {"pressed", false}}));
 
-    display.callMethod("SendPointer").onInterface(api::kDisplayInterface).withArguments(uint32_t{100}, uint32_t{32767}, uint32_t{1});
+    display.callMethod("SendPointer").onInterface(kDisplay)
+        .withArguments(uint32_t{100}, uint32_t{32767}, uint32_t{1});
     auto pointer = vmm_->wait_for("pointer");
     ASSERT_TRUE(pointer);
     EXPECT_EQ(*pointer, (json{{"type", "pointer"}, {"x", 100}, {"y", 32767}, {"buttons", 1}}));
 
-    display.callMethod("SendWheel").onInterface(api::kDisplayInterface).withArguments(int32_t{-2});
+    display.callMethod("SendWheel").onInterface(kDisplay).withArguments(int32_t{-2});
     auto wheel = vmm_->wait_for("wheel");
     ASSERT_TRUE(wheel);
     EXPECT_EQ((*wheel)["dy"], -2);
 
-    display.callMethod("SendMotion").onInterface(api::kDisplayInterface).withArguments(int32_t{5}, int32_t{-7}, uint32_t{0});
+    display.callMethod("SendMotion").onInterface(kDisplay)
+        .withArguments(int32_t{5}, int32_t{-7}, uint32_t{0});
     auto motion = vmm_->wait_for("motion");
     ASSERT_TRUE(motion);
     EXPECT_EQ(*motion, (json{{"type", "motion"}, {"dx", 5}, {"dy", -7}, {"buttons", 0}}));
 
-    display.callMethod("RequestResize").onInterface(api::kDisplayInterface).withArguments(uint32_t{0}, uint32_t{1280}, uint32_t{800});
+    display.callMethod("RequestResize").onInterface(kDisplay)
+        .withArguments(uint32_t{0}, uint32_t{1280}, uint32_t{800});
     auto resize = vmm_->wait_for("resize");
     ASSERT_TRUE(resize);
     EXPECT_EQ(*resize, (json{{"type", "resize"}, {"scanout", 0}, {"width", 1280}, {"height", 800}}));
@@ -288,13 +293,19 @@ TEST_F(DbusTest, RefusesOutOfRangeInput) {
         }
     };
     auto& display = viewer.display();
-    expect_invalid([&] { display.callMethod("SendKey").onInterface(api::kDisplayInterface).withArguments(uint32_t{0}, true); });
+    expect_invalid([&] { display.callMethod("SendKey").onInterface(kDisplay).withArguments(uint32_t{0}, true); });
     // Mouse buttons are not keys: atoll-vmm's keyboard has none.
-    expect_invalid([&] { display.callMethod("SendKey").onInterface(api::kDisplayInterface).withArguments(uint32_t{BTN_LEFT}, true); });
-    expect_invalid([&] { display.callMethod("SendPointer").onInterface(api::kDisplayInterface).withArguments(uint32_t{40000}, uint32_t{0}, uint32_t{0}); });
-    expect_invalid([&] { display.callMethod("RequestResize").onInterface(api::kDisplayInterface).withArguments(uint32_t{0}, uint32_t{10}, uint32_t{10}); });
-    expect_invalid([&] { display.callMethod("RequestResize").onInterface(api::kDisplayInterface).withArguments(uint32_t{1}, uint32_t{800}, uint32_t{600}); });
-    expect_invalid([&] { get_surface(display); display.callMethod("GetCursor").onInterface(api::kDisplayInterface).withArguments(uint32_t{3}); });
+    expect_invalid([&] { display.callMethod("SendKey").onInterface(kDisplay).withArguments(uint32_t{BTN_LEFT}, true); });
+    expect_invalid([&] {
+        display.callMethod("SendPointer").onInterface(kDisplay).withArguments(uint32_t{40000}, uint32_t{0}, uint32_t{0});
+    });
+    expect_invalid([&] {
+        display.callMethod("RequestResize").onInterface(kDisplay).withArguments(uint32_t{0}, uint32_t{10}, uint32_t{10});
+    });
+    expect_invalid([&] {
+        display.callMethod("RequestResize").onInterface(kDisplay).withArguments(uint32_t{1}, uint32_t{800}, uint32_t{600});
+    });
+    expect_invalid([&] { display.callMethod("GetCursor").onInterface(kDisplay).withArguments(uint32_t{3}); });
     // Nothing reached the VMM.
     EXPECT_FALSE(vmm_->receive(300ms));
 }
@@ -313,7 +324,7 @@ TEST_F(DbusTest, CursorShapeThroughGetCursor) {
     std::vector<uint8_t> pixels;
     viewer.display()
         .callMethod("GetCursor")
-        .onInterface(api::kDisplayInterface)
+        .onInterface(kDisplay)
         .withArguments(uint32_t{0})
         .storeResultsTo(visible, x, y, hot_x, hot_y, width, height, pixels);
     EXPECT_TRUE(visible);
@@ -329,12 +340,12 @@ TEST_F(DbusTest, CursorShapeThroughGetCursor) {
 
 TEST_F(DbusTest, ReportsTheVncAddressLikeTheStateFile) {
     Viewer viewer("web-1");
-    const auto port = viewer.display().getProperty("VncPort").onInterface(api::kDisplayInterface).get<uint16_t>();
-    const auto host = viewer.display().getProperty("VncHost").onInterface(api::kDisplayInterface).get<std::string>();
+    const auto port = viewer.display().getProperty("VncPort").onInterface(kDisplay).get<uint16_t>();
+    const auto host = viewer.display().getProperty("VncHost").onInterface(kDisplay).get<std::string>();
     const json state = json::parse(read_file(dir_.path() + "/state/web-1.json"));
     EXPECT_EQ(port, state["vnc"]["port"].get<uint16_t>());
     EXPECT_EQ(host, state["vnc"]["host"].get<std::string>());
-    EXPECT_EQ(viewer.display().getProperty("Name").onInterface(api::kDisplayInterface).get<std::string>(), "web-1");
+    EXPECT_EQ(viewer.display().getProperty("Name").onInterface(kDisplay).get<std::string>(), "web-1");
 }
 
 TEST_F(DbusTest, TheObjectGoesWithTheVm) {

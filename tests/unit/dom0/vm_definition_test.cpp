@@ -192,6 +192,19 @@ TEST(VmDefinition, PathsMustBeAbsoluteWithoutDotComponents) {
     EXPECT_TRUE(parse(config).ok());
 }
 
+TEST(VmDefinition, RefusesDeepNesting) {
+    json config = minimal();
+    std::string text = config.dump();
+    text.pop_back();
+    text += ", \"display\": " + std::string(100, '[') + std::string(100, ']') + "}";
+    auto parsed = parse_vm_definition(text);
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_NE(parsed.error().message.find("nested"), std::string::npos) << parsed.error().message;
+    // Brackets inside strings do not count.
+    config["display"] = {{"title", std::string(100, '[')}};
+    EXPECT_TRUE(parse(config).ok());
+}
+
 TEST(VmDefinition, RefusesWhatIsNotAnObject) {
     for (const std::string text : {"", "null", "[]", "\"web\"", "{", "{\"name\": \"a\",}", "42"}) {
         auto parsed = parse_vm_definition(text);
@@ -218,6 +231,20 @@ TEST(VmDefinition, Uuids) {
     json config = minimal();
     config["uuid"] = "not-a-uuid";
     expect_refused(config, "uuid");
+}
+
+TEST(VmDefinition, TextForMessagesIsShortAndValidUtf8) {
+    EXPECT_EQ(quote_text("web"), "\"web\"");
+    EXPECT_EQ(quote_text("web", 64, '\''), "'web'");
+    // Cut at a character boundary: "é" is two bytes; 63 'a' + "é" would split it at 64.
+    const std::string long_name = std::string(63, 'a') + "\xc3\xa9" + std::string(10, 'b');
+    const std::string quoted = quote_text(long_name);
+    EXPECT_TRUE(valid_utf8(quoted)) << quoted;
+    EXPECT_NE(quoted.find("(75 bytes)"), std::string::npos) << quoted;
+    EXPECT_TRUE(valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+    for (const std::string bad : {"\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xff", "a\x80" "b"})
+        EXPECT_FALSE(valid_utf8(bad)) << bad;
+    EXPECT_EQ(make_valid_utf8("a\x80" "b\xc3\xa9\xff"), "a?b\xc3\xa9?");
 }
 
 TEST(VmDefinition, States) {

@@ -54,6 +54,17 @@ public:
     virtual void vm_changed(const VmInfo& vm, bool state_changed) = 0;
 };
 
+// A VM's run, without its definition: cheap to read (property reads).
+struct VmStatus {
+    VmState state = VmState::ShutOff;
+    std::string reason;
+    int64_t pid = 0;
+    uint32_t boot_count = 0;
+    uint64_t started_unix_us = 0;
+    std::string console_socket;
+    bool autostart = false;
+};
+
 struct HostFacts {
     std::string version;
     std::string host_name;
@@ -84,6 +95,7 @@ public:
     std::vector<VmInfo> list() const;  // sorted by name
     std::optional<VmInfo> find(const std::string& uuid) const;
     std::optional<VmInfo> find_by_name(const std::string& name) const;
+    std::optional<VmStatus> status(const std::string& uuid) const;
 
     Outcome<void> start(const std::string& uuid);
     // timeout 0: press the button and return. Otherwise wait; when the guest

@@ -92,6 +92,9 @@ std::optional<std::string> canonical_uuid(std::string_view text);
 std::string quote_text(std::string_view text, size_t limit = 64, char quote = '"');
 // Whether `text` is valid UTF-8 (what D-Bus requires of every string).
 bool valid_utf8(std::string_view text);
+// `text` with every byte that is not part of a valid UTF-8 character replaced
+// by '?': for what atolld passes on from elsewhere (paths, atoll-vmm's words).
+std::string make_valid_utf8(std::string_view text);
 
 // The D-Bus object of a VM: /org/atoll/Atoll1/vm/<uuid with '_' for '-'>.
 std::string vm_object_path(const std::string& uuid);

@@ -140,10 +140,7 @@ void InputDevice::read_config(uint64_t offset, std::span<uint8_t> data) const {
     image[kSubselOffset] = subsel_;
     image[kSizeOffset] = static_cast<uint8_t>(payload.size());
     std::copy(payload.begin(), payload.end(), image + kUnionOffset);
-    for (size_t i = 0; i < data.size(); ++i) {
-        const bool inside = offset < kConfigBytes && i < kConfigBytes - offset;
-        data[i] = inside ? image[offset + i] : 0;
-    }
+    read_config_window(std::span<const uint8_t>(image, kConfigBytes), offset, data);
 }
 
 void InputDevice::write_config(uint64_t offset, std::span<const uint8_t> data) {
