@@ -72,12 +72,12 @@ class Client:
 
 @unittest.skipUnless(kvm_usable(), "no usable /dev/kvm on this machine")
 class ControlSocketTest(unittest.TestCase):
-    def start(self, behaviour="poweroff-on-button", connect=True):
+    def start(self, behaviour="poweroff-on-button", connect=True, serial="none"):
         self.dir = tempfile.mkdtemp()
         self.path = os.path.join(self.dir, "vm.ctl")
         self.vmm = subprocess.Popen(
             [VMM, "--name", "tiny", "--kernel", os.path.join(GUESTS, f"tiny-{behaviour}.bzImage"),
-             "--memory", "64", "--cpus", "2", "--no-net", "--serial", "none", "--control-socket", self.path],
+             "--memory", "64", "--cpus", "2", "--no-net", "--serial", serial, "--control-socket", self.path],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         return Client(self.path) if connect else None
 
@@ -141,6 +141,27 @@ class ControlSocketTest(unittest.TestCase):
         self.assertEqual(client.wait_event("reset")["boot_count"], 2)
         self.assertEqual(client.call("status")["result"]["boot_count"], 2)
         client.call("stop")
+
+    def test_serial_console_client_stays_attached_across_reboot(self):
+        console_path = os.path.join(tempfile.mkdtemp(), "serial.sock")
+        client = self.start(serial=f"socket:{console_path}")
+        console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        console.connect(console_path)
+        console.sendall(b"typed before the reboot\n")
+        self.assertTrue(client.call("reboot")["ok"])
+        self.assertEqual(client.wait_event("reset")["boot_count"], 2)
+        console.sendall(b"typed after the reboot\n")
+        console.settimeout(0.5)
+        try:
+            closed = console.recv(1) == b""
+        except socket.timeout:
+            closed = False
+        self.assertFalse(closed, "the console connection survives the guest's reboot")
+        self.assertTrue(os.path.exists(console_path))
+        client.call("stop")
+        self.assertEqual(self.finish()[0], 0)
+        self.assertEqual(console.recv(1), b"", "the console closes when the VMM exits")
+        self.assertFalse(os.path.exists(console_path), "the console socket is removed at exit")
 
     def test_bad_requests_get_named_errors_and_change_nothing(self):
         client = self.start()

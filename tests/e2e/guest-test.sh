@@ -55,37 +55,20 @@ display)
     done
     echo "ATOLL-INPUT keyboard=$keyboard devices=$(cat /sys/class/input/event*/device/name 2>/dev/null | tr '\n' ',')"
     echo "ATOLL-FB $(cat /sys/class/graphics/fb0/virtual_size) stride=$(cat /sys/class/graphics/fb0/stride)"
-    echo DEBUG-MARK-1
-    dd if=/pattern.raw of=/dev/fb0 bs="$(cat /sys/class/graphics/fb0/stride)" 2>/dev/null
-    sleep 3
-    echo DEBUG-MARK-2
-    echo hello-on-tty1 > /dev/tty1
-    sleep 3
-    echo DEBUG-MARK-3
-    # Only the pattern on the screen: the framebuffer console lets go of fb0.
-    for console in /sys/class/vtconsole/vtcon*; do
-        grep -q "frame buffer" "$console/name" && echo 0 > "$console/bind"
-    done
-    sleep 2
-    echo DEBUG-MARK-4
+    # Only the pattern on the screen: the framebuffer console draws nothing
+    # over it (no cursor, no blinking; the kernel logs to ttyS0 only).
+    echo 0 > /sys/class/graphics/fbcon/cursor_blink
+    printf '\033[?25l' > /dev/tty1
     # The reader has the keyboard open before the pattern shows (the viewer types once it sees it).
-    /bin/evread "$keyboard" 10 100 > /tmp/keys.log &
+    /bin/evread "$keyboard" 10 200 > /tmp/keys.log &
     reader=$!
     sleep 1
-    dd if=/pattern.raw of=/dev/fb0 bs="$(cat /sys/class/graphics/fb0/stride)" 2>/dev/null
-    grep -i virtio /proc/interrupts | sed 's/^/  DEBUG-IRQ-BEFORE /'
-    sleep 2
-    grep -i virtio /proc/interrupts | sed 's/^/  DEBUG-IRQ-AFTER /'
-    dmesg | tail -25 | sed 's/^/  DEBUG-DMESG /'
-    mount -t debugfs none /sys/kernel/debug 2>/dev/null
-    cat /sys/kernel/debug/dri/*/state 2>/dev/null | head -40 | sed 's/^/  DEBUG-STATE /'
-    ls /sys/class/graphics/ /sys/class/drm/ | tr '\n' ' ' | sed 's/^/  DEBUG-LS /'; echo
-    cat /proc/fb | sed 's/^/  DEBUG-FB /'
-    echo "ATOLL-FB-DRAWN pattern=$(md5sum < /pattern.raw | cut -c1-8) fb0=$(dd if=/dev/fb0 bs=1920000 count=1 2>/dev/null | md5sum | cut -c1-8)"
+    echo "ATOLL-FB-DRAWN $(/bin/fbdraw /pattern.raw)"
     wait $reader
     sed 's/^/  /' /tmp/keys.log
     echo "ATOLL-KEYS $(grep 'value=1' /tmp/keys.log | sed 's/.*code=\([0-9]*\).*/\1/' | tr '\n' ' ')"
-    # Then the viewer asks for 640x480: the connector's preferred mode follows.
+    # Then the viewer asks for 640x480: the connector's preferred mode follows,
+    # fbdev switches to it (showing the top-left of its buffer).
     mode=""
     for i in $(seq 1 600); do
         mode=$(head -n 1 /sys/class/drm/card*-Virtual-1/modes 2>/dev/null)
@@ -93,7 +76,9 @@ display)
         sleep 0.1
     done
     echo "ATOLL-MODE $mode"
-    sleep 10  # the viewer checks the resized screen
+    sleep 2
+    /bin/fbdraw /pattern.raw > /dev/null  # in case the console repainted at the new mode
+    sleep 15  # the viewer checks the resized screen
     ;;
 poweroff)
     ;;

@@ -139,14 +139,17 @@ int check(int argc, char** argv) {
     printf("PROBE-CONNECTED %dx%d name=%s\n", client->width, client->height, client->desktopName ? client->desktopName : "");
     fflush(stdout);
 
-    long wrong = -1;
+    long wrong = -1, best = -1;  // best: the closest the screen came (it goes black when the guest powers off)
     const bool pattern = serve_until(client, deadline, [&] {
         if (client->width != width || client->height != height) return false;
-        return (wrong = mismatches(client, width, height)) == 0;
+        wrong = mismatches(client, width, height);
+        if (best < 0 || wrong < best) best = wrong;
+        return wrong == 0;
     });
     if (!pattern) {
-        printf("PROBE-PATTERN-TIMEOUT screen=%dx%d mismatches=%ld updates=%ld last=%d,%d,%dx%d\n", client->width,
-               client->height, wrong, g_updates, g_last_update[0], g_last_update[1], g_last_update[2], g_last_update[3]);
+        printf("PROBE-PATTERN-TIMEOUT screen=%dx%d mismatches=%ld (best %ld) updates=%ld last=%d,%d,%dx%d\n",
+               client->width, client->height, wrong, best, g_updates, g_last_update[0], g_last_update[1],
+               g_last_update[2], g_last_update[3]);
         long nonzero = 0;
         for (long i = 0; i < static_cast<long>(client->width) * client->height; ++i)
             nonzero += reinterpret_cast<const uint32_t*>(client->frameBuffer)[i] & 0xffffff ? 1 : 0;

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 namespace atl::vmm {
 
@@ -269,6 +270,47 @@ public:
     void set_input_handler(InputHandler) override {}
 };
 
+class BootView : public CharBackend {
+public:
+    BootView(std::shared_ptr<CharBackend> console, EventLoop& loop)
+        : console_(std::move(console)), gate_(std::make_shared<Gate>()) {
+        gate_->loop = &loop;
+    }
+
+    ~BootView() override {
+        console_->set_input_handler(nullptr);
+        // The console's thread may be inside the old handler right now; once the
+        // gate is shut it can no longer reach this boot's loop.
+        std::lock_guard lock(gate_->mutex);
+        gate_->loop = nullptr;
+    }
+
+    void write(std::span<const uint8_t> bytes) override { console_->write(bytes); }
+
+    void set_input_handler(InputHandler handler) override {
+        if (!handler) {
+            console_->set_input_handler(nullptr);
+            return;
+        }
+        auto shared_handler = std::make_shared<InputHandler>(std::move(handler));
+        console_->set_input_handler([gate = gate_, shared_handler](std::span<const uint8_t> bytes) {
+            std::lock_guard lock(gate->mutex);
+            if (!gate->loop) return;
+            gate->loop->post([shared_handler, copy = std::vector<uint8_t>(bytes.begin(), bytes.end())] {
+                (*shared_handler)(copy);
+            });
+        });
+    }
+
+private:
+    struct Gate {
+        std::mutex mutex;
+        EventLoop* loop = nullptr;
+    };
+    std::shared_ptr<CharBackend> console_;
+    std::shared_ptr<Gate> gate_;
+};
+
 std::string socket_error(const std::string& path, const std::string& what, int error) {
     return "console socket " + path + ": " + what + ": " + strerror(error);
 }
@@ -324,5 +366,10 @@ Result<std::shared_ptr<CharBackend>> make_socket_char_backend(EventLoop& loop, c
 }
 
 std::shared_ptr<CharBackend> make_null_char_backend() { return std::make_shared<NullCharBackend>(); }
+
+std::shared_ptr<CharBackend> make_boot_view(std::shared_ptr<CharBackend> console, EventLoop& loop) {
+    if (!console) console = make_null_char_backend();
+    return std::make_shared<BootView>(std::move(console), loop);
+}
 
 }  // namespace atl::vmm

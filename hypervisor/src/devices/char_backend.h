@@ -32,4 +32,11 @@ Result<std::shared_ptr<CharBackend>> make_socket_char_backend(EventLoop& loop, c
 // Discards output, never has input.
 std::shared_ptr<CharBackend> make_null_char_backend();
 
+// One boot's view of a console that outlives the boot (a client stays attached
+// across a guest reboot). Output goes straight through; input handlers set on
+// the view run on `loop`, the boot's device thread. Destroying the view
+// detaches it: no input is posted to `loop` afterwards. Views of one console
+// must not overlap in time.
+std::shared_ptr<CharBackend> make_boot_view(std::shared_ptr<CharBackend> console, EventLoop& loop);
+
 }  // namespace atl::vmm

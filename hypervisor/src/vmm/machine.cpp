@@ -82,7 +82,21 @@ Result<std::shared_ptr<CharBackend>> make_char_backend(EventLoop& loop, const Co
 
 }  // namespace
 
-Result<std::unique_ptr<Machine>> Machine::build(const VmConfig& config, hv::Hypervisor& hypervisor) {
+Result<Consoles> open_consoles(const VmConfig& config, EventLoop& loop) {
+    Consoles consoles;
+    auto serial = make_char_backend(loop, config.serial);
+    if (!serial) return make_error("serial console: " + serial.error().message);
+    consoles.serial = std::move(*serial);
+    if (config.virtio_console.mode != ConsoleConfig::Mode::None) {
+        auto console = make_char_backend(loop, config.virtio_console);
+        if (!console) return make_error("virtio console: " + console.error().message);
+        consoles.virtio_console = std::move(*console);
+    }
+    return consoles;
+}
+
+Result<std::unique_ptr<Machine>> Machine::build(const VmConfig& config, hv::Hypervisor& hypervisor,
+                                                const Consoles& consoles) {
     ATOLL_TRY(validate_vm_config(config));
     if (config.vcpus > hypervisor.max_vcpus())
         return make_error(fmt::format("vcpus: {} is more than KVM allows on this host ({})", config.vcpus,
@@ -94,7 +108,7 @@ Result<std::unique_ptr<Machine>> Machine::build(const VmConfig& config, hv::Hype
     std::unique_ptr<Machine> machine(new Machine(config));
     ATOLL_TRY(machine->create_platform(hypervisor));
     ATOLL_TRY(machine->load_guest());
-    ATOLL_TRY(machine->create_devices());
+    ATOLL_TRY(machine->create_devices(consoles));
     return machine;
 }
 
@@ -156,17 +170,16 @@ Result<void> Machine::load_guest() {
     return {};
 }
 
-Result<void> Machine::create_devices() {
+Result<void> Machine::create_devices(const Consoles& consoles) {
     // Legacy platform devices.
-    auto serial_backend = make_char_backend(loop_, config_.serial);
-    if (!serial_backend) return make_error("serial console: " + serial_backend.error().message);
-    auto serial = std::make_shared<Serial>(*serial_backend, [vm = vm_.get()](bool level) {
+    auto serial_view = make_boot_view(consoles.serial, loop_);
+    auto serial = std::make_shared<Serial>(serial_view, [vm = vm_.get()](bool level) {
         (void)vm->set_irq_line(x86::kCom1Irq, level);
     });
-    (*serial_backend)->set_input_handler([weak = std::weak_ptr<Serial>(serial)](std::span<const uint8_t> bytes) {
+    serial_view->set_input_handler([weak = std::weak_ptr<Serial>(serial)](std::span<const uint8_t> bytes) {
         if (auto serial = weak.lock()) serial->receive(bytes);
     });
-    keep_alive_.push_back(*serial_backend);
+    keep_alive_.push_back(serial_view);
     ATOLL_TRY(port_bus_.insert(x86::kCom1Port, x86::kCom1PortCount, serial));
 
     power_management_ = std::make_shared<AcpiPmDevice>([this] { request_stop(StopReason::PowerOff); },
@@ -213,11 +226,8 @@ Result<void> Machine::create_devices() {
         device_config.mac = mac_for(config_.name, index, net.mac);
         ATOLL_TRY(plug(std::make_unique<virtio::NetDevice>(device_config, *backend)));
     }
-    if (config_.virtio_console.mode != ConsoleConfig::Mode::None) {
-        auto backend = make_char_backend(loop_, config_.virtio_console);
-        if (!backend) return make_error("virtio console: " + backend.error().message);
-        ATOLL_TRY(plug(std::make_unique<virtio::ConsoleDevice>(*backend)));
-    }
+    if (consoles.virtio_console)
+        ATOLL_TRY(plug(std::make_unique<virtio::ConsoleDevice>(make_boot_view(consoles.virtio_console, loop_))));
     if (config_.entropy) ATOLL_TRY(plug(std::make_unique<virtio::EntropyDevice>()));
     if (config_.display.enabled()) {
         // The devices live in their transports (owned by the PCI root); the

@@ -22,13 +22,24 @@ namespace pci {
 class PciRoot;
 }
 class AcpiPmDevice;
+class CharBackend;
 class DisplayLink;
+
+// The VM's consoles live as long as the VMM process, not one boot, so that a
+// client attached to a socket stays attached when the guest reboots.
+struct Consoles {
+    std::shared_ptr<CharBackend> serial;
+    std::shared_ptr<CharBackend> virtio_console;  // null when the VM has none
+};
+// Opens the consoles the configuration asks for; their input is read on `loop`.
+Result<Consoles> open_consoles(const VmConfig& config, EventLoop& loop);
 
 class Machine {
 public:
     enum class StopReason { None, PowerOff, Stopped, Reset, TripleFault, InternalError, HostError };
 
-    static Result<std::unique_ptr<Machine>> build(const VmConfig& config, hv::Hypervisor& hypervisor);
+    static Result<std::unique_ptr<Machine>> build(const VmConfig& config, hv::Hypervisor& hypervisor,
+                                                  const Consoles& consoles);
     ~Machine();
 
     // Runs the vCPUs until the guest powers off, resets or fails.
@@ -50,7 +61,7 @@ public:
 private:
     explicit Machine(const VmConfig& config);
     Result<void> create_platform(hv::Hypervisor& hypervisor);
-    Result<void> create_devices();
+    Result<void> create_devices(const Consoles& consoles);
     Result<void> load_guest();
     void run_vcpu(hv::Vcpu& vcpu);
     std::string describe_vcpu(hv::Vcpu& vcpu);

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 namespace atl::vmm {
 namespace {
@@ -138,6 +139,20 @@ private:
     bool stop_requested_ = false;
 };
 
+// The consoles' own thread, stopped before the consoles go.
+class ConsoleThread {
+public:
+    explicit ConsoleThread(EventLoop& loop) : loop_(loop), thread_([this] { loop_.run(); }) {}
+    ~ConsoleThread() {
+        loop_.stop();
+        thread_.join();
+    }
+
+private:
+    EventLoop& loop_;
+    std::thread thread_;
+};
+
 const char* reason_name(Machine::StopReason reason) {
     switch (reason) {
     case Machine::StopReason::PowerOff: return "poweroff";
@@ -157,10 +172,16 @@ RunOutcome run_vm(const VmConfig& config, const RunOptions& options) {
     auto hypervisor = hv::open_kvm(options.kvm_device.c_str());
     if (!hypervisor) return {kExitHostError, hypervisor.error().message};
 
+    if (auto valid = validate_vm_config(config); !valid) return {kExitBadInput, valid.error().message};
+    EventLoop console_loop;
+    auto consoles = open_consoles(config, console_loop);
+    if (!consoles) return {kExitBadInput, consoles.error().message};
+    ConsoleThread console_thread(console_loop);
+
     VmSession session(config);
     std::unique_ptr<ControlServer> server;
     for (;;) {
-        auto machine = Machine::build(config, **hypervisor);
+        auto machine = Machine::build(config, **hypervisor, *consoles);
         if (!machine) {
             RunOutcome outcome{kExitBadInput, machine.error().message};
             session.announce_exit(outcome, "bad-input");

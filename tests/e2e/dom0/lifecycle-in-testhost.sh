@@ -20,6 +20,18 @@ wait_for() {
     return 1
 }
 count() { grep -c -- "$2" "$1" 2>/dev/null || true; }
+dump_logs() {
+    echo "---- atolld's log"; cat /tmp/atolld.log
+    echo "---- console"; cat /tmp/console.log
+    echo "---- atoll-vmm's log"; cat /run/atoll/vms/*.log 2>/dev/null | tail -n 40
+    echo "---- dbus-daemon's log"; tail -n 20 /tmp/dbus.log
+    echo "---- processes"; ps
+}
+# A step that hangs fails the scenario with the logs, well before the test
+# host's own timeout would kill everything silently.
+scenario=$$
+( sleep 420; echo "FAIL: the scenario did not finish within 420 s"; dump_logs; kill -9 $scenario ) &
+watchdog=$!
 
 mkdir -p /tmp/atoll /run/atoll
 # dbus-daemon looks the connecting user up; the test host has no user database.
@@ -75,11 +87,7 @@ check "busctl: StateReason says powered off" sh -c "$B get-property org.atoll.At
 check "busctl: Undefine" $B call org.atoll.Atoll1 "$P" org.atoll.Atoll1.VM Undefine
 check "busctl: no VM left" sh -c "$B get-property org.atoll.Atoll1 /org/atoll/Atoll1 org.atoll.Atoll1.Manager VMCount | grep -q 'u 0'"
 
-if [ $failures -ne 0 ]; then
-    echo "---- atolld's log"; cat /tmp/atolld.log
-    echo "---- console"; cat /tmp/console.log
-    echo "---- atoll-vmm's log"; cat /run/atoll/vms/*.log 2>/dev/null | tail -n 40
-    echo "---- dbus-daemon's log"; tail -n 20 /tmp/dbus.log
-fi
+kill $watchdog 2>/dev/null
+[ $failures -eq 0 ] || dump_logs
 echo "dom0 lifecycle finished with $failures failure(s)"
 [ $failures -eq 0 ]

@@ -11,7 +11,6 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
-#include <cstdlib>
 
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010  // Linux 5.1
@@ -236,7 +235,6 @@ std::vector<uint8_t> GpuDevice::resource_pixels(uint32_t resource_id) const {
 }
 
 void GpuDevice::queue_notify(uint16_t queue) {
-    if (getenv("ATOLL_GPU_TRACE")) fprintf(stderr, "gpu-trace notify %u\n", queue);  // TEMPORARY-DEBUG
     if (!context_ || stopped_ || queue >= 2 || queue >= context_->queues.size()) return;
     if (queue < context_->queue_enabled.size() && !context_->queue_enabled[queue]) return;
     process_queue(queue);
@@ -294,25 +292,6 @@ uint32_t GpuDevice::handle_chain(const DescriptorChain& chain, bool cursor_queue
                                                  " bytes for a response of " + std::to_string(needed));
         else
             response = execute(request.type, reader);
-    }
-    static const bool trace = getenv("ATOLL_GPU_TRACE") != nullptr;  // TEMPORARY-DEBUG
-    if (trace && have_header) {
-        ChainReader again(memory, chain.readable);
-        uint32_t words[14] = {};
-        again.read(words, std::min<uint64_t>(sizeof words, again.remaining()));
-        fprintf(stderr, "gpu-trace q%d %#x -> %#x [%u %u %u %u %u %u %u %u]\n", cursor_queue, request.type, response.type,
-                words[6], words[7], words[8], words[9], words[10], words[11], words[12], words[13]);
-        if (request.type == kCmdTransferToHost2d) {
-            if (const Resource* r = find(words[12])) {
-                uint64_t sum = 0;
-                for (uint64_t i = 0; i < uint64_t{r->stride} * r->height; i += 4) sum += r->pixels[i] + r->pixels[i + 1];
-                uint32_t p0, p1;
-                std::memcpy(&p0, r->pixels, 4);
-                std::memcpy(&p1, r->pixels + 50 * r->stride + 400, 4);
-                fprintf(stderr, "gpu-trace   res %u fd %d sum %llu p0 %#x p1 %#x entries %zu backing %llu\n", r->id, r->fd,
-                        (unsigned long long)sum, p0, p1, r->backing.size(), (unsigned long long)r->backing_bytes);
-            }
-        }
     }
 
     if (writer.remaining() < sizeof(CtrlHeader)) {
