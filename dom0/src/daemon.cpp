@@ -4,6 +4,7 @@
 #include <atoll/vmm/config.h>
 
 #include "control_client.h"
+#include "display_watch.h"
 #include "log.h"
 #include "supervisor.h"
 #include "task_group.h"
@@ -81,7 +82,8 @@ Outcome<void> write_file_atomically(const std::string& path, const std::string& 
 
 // The VMM's view of a definition (hypervisor/include/atoll/vmm/config.h), with
 // resolved paths and the serial console on a socket for atollctl console.
-Outcome<vmm::VmConfig> to_vmm_config(const VmDefinition& d, const std::string& serial_socket) {
+Outcome<vmm::VmConfig> to_vmm_config(const VmDefinition& d, const std::string& serial_socket,
+                                     const std::string& display_socket) {
     if (d.boot.kind != BootSource::Kind::Kernel)
         return fault(ErrorKind::Failed, "VM '" + d.name +
                                             "' boots from a disk, which needs firmware atoll-vmm does not have yet; "
@@ -105,6 +107,12 @@ Outcome<vmm::VmConfig> to_vmm_config(const VmDefinition& d, const std::string& s
     config.serial = {vmm::ConsoleConfig::Mode::Socket, serial_socket};
     config.virtio_console = {vmm::ConsoleConfig::Mode::None, {}};
     config.entropy = d.entropy;
+    if (auto display = display_definition(d)) {
+        config.display.socket = display_socket;
+        config.display.width = static_cast<unsigned>(display->width);
+        config.display.height = static_cast<unsigned>(display->height);
+        config.display.scanouts = static_cast<unsigned>(display->scanouts);
+    }
     if (auto valid = vmm::validate_vm_config(config); !valid)
         return fault(ErrorKind::Failed, "VM '" + d.name + "': atoll-vmm would refuse it: " + valid.error().message);
     return config;
@@ -130,6 +138,7 @@ struct Run {
     std::deque<std::string> echoes;
     std::string control_socket;
     std::string console_socket;
+    std::optional<VncEndpoint> vnc;  // as atoll-display last reported it
     ~Run() {
         if (signal_fd >= 0) close(signal_fd);
     }
@@ -164,6 +173,24 @@ public:
 
     TaskGroup tasks;  // automatic restarts, autostart
     std::unique_ptr<Supervisor> supervisor;
+    std::unique_ptr<DisplayStateWatcher> display_watcher;
+
+    // Takes in what atoll-display now says of `vm`'s screen.
+    void refresh_vnc_locked(Vm& vm) {
+        if (!vm.run || vm.run->ended) return;
+        auto vnc = read_vnc_state(options.display_state_dir, vm.definition.name);
+        if (vnc == vm.run->vnc) return;
+        vm.run->vnc = std::move(vnc);
+        if (vm.run->vnc)
+            log_info("VM '" + vm.definition.name + "': VNC at " + vnc_address_text(*vm.run->vnc));
+        if (observer) observer->vm_changed(info_locked(vm), false);
+    }
+    void display_state_changed(const std::string& vm_name) {
+        std::lock_guard lock(mutex);
+        for (auto& [uuid, vm] : vms) {
+            if (vm_name.empty() || vm->definition.name == vm_name) refresh_vnc_locked(*vm);
+        }
+    }
 
     std::string path_for(const std::string& uuid, const char* suffix) const { return vms_dir + "/" + uuid + suffix; }
 
@@ -180,8 +207,10 @@ public:
         info.boot_count = vm.runtime.boot_count;
         info.started_unix_us = vm.runtime.started_unix_us;
         info.restart_count = vm.runtime.restart_count;
-        if (vm.run && state_is_active(vm.runtime.state) && vm.runtime.state != VmState::Starting)
+        if (vm.run && state_is_active(vm.runtime.state) && vm.runtime.state != VmState::Starting) {
             info.console_socket = vm.run->console_socket;
+            info.vnc = vm.run->vnc;
+        }
         info.busy = !vm.busy.empty();
         return info;
     }
@@ -393,7 +422,7 @@ public:
         const std::string console_socket = path_for(uuid, ".serial");
         const std::string config_path = path_for(uuid, ".json");
         const std::string log_path = path_for(uuid, ".log");
-        auto config = to_vmm_config(*checked, console_socket);
+        auto config = to_vmm_config(*checked, console_socket, options.display_socket);
         if (!config) return config.error();
         remove_run_files(uuid);
         if (auto written = write_file_atomically(config_path, vmm::vm_config_to_json(*config) + "\n"); !written)
@@ -539,6 +568,7 @@ public:
         record.reason = automatic ? "restarted after a crash" : "started";
         record.boot_count = 1;
         commit_locked(*vm, record);
+        refresh_vnc_locked(*vm);
         return {};
     }
 
@@ -685,6 +715,7 @@ Daemon::~Daemon() {
         impl_->changed.notify_all();
     }
     impl_->tasks.wait();
+    impl_->display_watcher.reset();
     impl_->supervisor.reset();  // the VMMs keep running
     if (impl_->lock_fd >= 0) close(impl_->lock_fd);
 }
@@ -700,7 +731,10 @@ std::string default_vmm_path() {
 }
 
 Outcome<std::unique_ptr<Daemon>> Daemon::create(const DaemonOptions& options) {
-    auto impl = std::make_unique<Impl>(options);
+    DaemonOptions resolved = options;
+    if (resolved.display_socket.empty()) resolved.display_socket = options.runtime_dir + "/display.sock";
+    if (resolved.display_state_dir.empty()) resolved.display_state_dir = options.runtime_dir + "/display";
+    auto impl = std::make_unique<Impl>(resolved);
     impl->vms_dir = options.runtime_dir + "/vms";
     // <vms_dir>/<uuid>.serial must fit in sockaddr_un's 108 bytes.
     if (impl->vms_dir.size() + 1 + 36 + 7 >= sizeof(sockaddr_un::sun_path))
@@ -765,6 +799,9 @@ Outcome<std::unique_ptr<Daemon>> Daemon::create(const DaemonOptions& options) {
         if (entry.path().extension() == ".ctl" && ControlClient::connect(entry.path(), milliseconds(500)))
             log_warning("atoll-vmm of an unknown VM " + uuid + " serves " + entry.path().string() + "; left alone");
     }
+    // Reports every VM once when it starts watching, the adopted ones included.
+    impl->display_watcher = std::make_unique<DisplayStateWatcher>(
+        impl->options.display_state_dir, [raw](const std::string& vm_name) { raw->display_state_changed(vm_name); });
     return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
 }
 
@@ -871,8 +908,10 @@ std::optional<VmStatus> Daemon::status(const std::string& uuid) const {
     status.pid = vm->runtime.pid;
     status.boot_count = vm->runtime.boot_count;
     status.started_unix_us = vm->runtime.started_unix_us;
-    if (vm->run && state_is_active(vm->runtime.state) && vm->runtime.state != VmState::Starting)
+    if (vm->run && state_is_active(vm->runtime.state) && vm->runtime.state != VmState::Starting) {
         status.console_socket = vm->run->console_socket;
+        status.vnc = vm->run->vnc;
+    }
     status.autostart = vm->definition.autostart;
     return status;
 }

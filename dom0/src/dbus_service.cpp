@@ -178,6 +178,10 @@ public:
         if (info.boot_count != last_.boot_count) names.push_back("BootCount");
         if (info.started_unix_us != last_.started_unix_us) names.push_back("StartedAt");
         if (info.console_socket != last_.console_socket) names.push_back("ConsoleSocket");
+        if (info.vnc != last_.vnc) {
+            names.push_back("VncAddress");
+            names.push_back("VncTls");
+        }
         if (info.definition.autostart != last_.definition.autostart) {
             names.push_back("Autostart");
             names.push_back("Config");
@@ -240,6 +244,14 @@ private:
     uint32_t VmmPid() override { return static_cast<uint32_t>(status().pid); }
     uint32_t BootCount() override { return status().boot_count; }
     uint64_t StartedAt() override { return status().started_unix_us; }
+    std::string VncAddress() override {
+        const auto vnc = status().vnc;
+        return vnc ? make_valid_utf8(vnc_address_text(*vnc)) : std::string();
+    }
+    bool VncTls() override {
+        const auto vnc = status().vnc;
+        return vnc && vnc->tls;
+    }
 
     DbusService::Impl& service_;
     const std::string uuid_;

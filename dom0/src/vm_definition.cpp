@@ -117,6 +117,23 @@ bool valid_forward(const std::string& text) {
            valid_port(std::string_view(text).substr(second + 1));
 }
 
+// The ranges atoll-vmm accepts (and display-protocol.md allows for a resize).
+Outcome<DisplayDefinition> parse_display(const json& entry) {
+    if (!entry.is_object()) return invalid(std::string("display: expected an object, got ") + entry.type_name());
+    ATOLL_DOM0_TRY(refuse_unknown_keys(entry, {"width", "height", "scanouts"}, "display."));
+    DisplayDefinition display;
+    ATOLL_DOM0_TRY(take_unsigned(entry, "width", display.width, "display."));
+    ATOLL_DOM0_TRY(take_unsigned(entry, "height", display.height, "display."));
+    ATOLL_DOM0_TRY(take_unsigned(entry, "scanouts", display.scanouts, "display."));
+    for (auto [key, value] : {std::pair{"width", display.width}, std::pair{"height", display.height}}) {
+        if (value < 64 || value > 8192)
+            return invalid(std::string("display.") + key + ": " + std::to_string(value) + " is not 64 to 8192");
+    }
+    if (display.scanouts < 1 || display.scanouts > 4)
+        return invalid("display.scanouts: " + std::to_string(display.scanouts) + " is not 1 to 4");
+    return display;
+}
+
 bool printable(const std::string& text) {
     return std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; });
 }
@@ -460,7 +477,16 @@ Outcome<void> validate_vm_definition(const VmDefinition& d) {
         return invalid("restart.max_restarts: more than 100");
     json extra = json::parse(d.extra_json, nullptr, false);
     if (extra.is_discarded() || !extra.is_object()) return invalid("display/audio/usb: not a JSON object");
+    if (extra.contains("display")) ATOLL_DOM0_TRY(parse_display(extra["display"]));
     return {};
+}
+
+std::optional<DisplayDefinition> display_definition(const VmDefinition& d) {
+    json extra = json::parse(d.extra_json, nullptr, false);
+    if (!extra.is_object() || !extra.contains("display")) return std::nullopt;
+    auto display = parse_display(extra["display"]);
+    if (!display) return std::nullopt;
+    return *display;
 }
 
 std::string vm_definition_to_json(const VmDefinition& d) {

@@ -30,7 +30,7 @@ std::string environment(const char* name, const std::string& fallback) {
 int main(int argc, char** argv) {
     CLI::App app{"atolld: the Atoll VM manager (D-Bus service org.atoll.Atoll1)"};
     bool session = false, no_autostart = false;
-    std::string address, database, runtime_dir, vmm_path;
+    std::string address, database, runtime_dir, vmm_path, display_socket, display_state_dir;
     std::vector<std::string> storage_dirs;
     unsigned start_timeout_seconds = 15;
     app.add_flag("--session", session, "serve the session bus (development, tests)");
@@ -43,6 +43,10 @@ int main(int argc, char** argv) {
                                                   "/var/lib/atoll/images; session: $XDG_DATA_HOME/atoll/images)");
     app.add_option("--vmm", vmm_path, "the atoll-vmm binary (default: ../hypervisor/atoll-vmm beside atolld in a "
                                       "build tree, else /usr/lib/atoll/atoll-vmm)");
+    app.add_option("--display-socket", display_socket, "atoll-display's link socket, for VMs with a display "
+                                                       "(default RUNTIME_DIR/display.sock)");
+    app.add_option("--display-state-dir", display_state_dir, "where atoll-display keeps each VM's VNC address "
+                                                             "(default RUNTIME_DIR/display)");
     app.add_option("--start-timeout", start_timeout_seconds, "seconds atoll-vmm gets to come up");
     app.add_flag("--no-autostart", no_autostart, "do not start the autostart VMs");
     try {
@@ -80,6 +84,8 @@ int main(int argc, char** argv) {
         std::filesystem::create_directories(options.storage_dirs.front(), ignored);
     }
     options.vmm_path = !vmm_path.empty() ? vmm_path : atl::dom0::default_vmm_path();
+    options.display_socket = display_socket;  // empty: beside the VMs, where atoll-display listens by default
+    options.display_state_dir = display_state_dir;
     options.start_timeout = std::chrono::seconds(start_timeout_seconds);
     options.autostart = !no_autostart;
 

@@ -214,7 +214,31 @@ int cmd_info(Ctl& ctl, const std::string& name) {
         std::printf("Boots:        %llu\n", static_cast<unsigned long long>(number("BootCount")));
     }
     if (!text("ConsoleSocket").empty()) std::printf("Console:      %s\n", text("ConsoleSocket").c_str());
+    if (!text("VncAddress").empty())
+        std::printf("VNC:          %s%s\n", text("VncAddress").c_str(), all.value("VncTls", false) ? " (TLS)" : "");
     std::printf("Object path:  %s\n", vm->getObjectPath().c_str());
+    return kCtlOk;
+}
+
+// Like `virsh vncdisplay`: one line a script can hand to a viewer.
+int cmd_vnc(Ctl& ctl, const std::string& name) {
+    auto vm = ctl.vm(name);
+    const std::string address = vm->VncAddress();
+    const bool tls = !address.empty() && vm->VncTls();
+    if (ctl.as_json()) {
+        print_json({{"address", address.empty() ? json(nullptr) : json(address)}, {"tls", tls}});
+        return address.empty() ? kCtlInvalidState : kCtlOk;
+    }
+    if (address.empty()) {
+        const std::string state = vm->State();
+        std::cerr << "atollctl: VM '" << name << "' has no VNC server "
+                  << (state == "running" || state == "paused"
+                          ? "(it has no display, or atoll-display is not running)"
+                          : "(it is " + state + ")")
+                  << "\n";
+        return kCtlInvalidState;
+    }
+    std::printf("%s\n", address.c_str());
     return kCtlOk;
 }
 
@@ -398,7 +422,8 @@ int atollctl_main(int argc, char** argv) {
     auto* autostart = app.add_subcommand("autostart", "start a VM when atolld starts (on|off)");
     auto* console = app.add_subcommand("console", "attach to a VM's serial console (Ctrl-] detaches)");
     auto* host = app.add_subcommand("host", "show facts about the host");
-    for (auto* command : {info, state, undefine, start, shutdown, force_stop, reboot, pause, resume, autostart, console})
+    auto* vnc = app.add_subcommand("vnc", "print where a VNC viewer reaches the VM's screen (HOST:PORT)");
+    for (auto* command : {info, state, undefine, start, shutdown, force_stop, reboot, pause, resume, autostart, console, vnc})
         command->add_option("vm", vm, "VM name or UUID")->required();
     define->add_option("file", file, "JSON file")->required();
     shutdown->add_option("--timeout", timeout_seconds, "seconds to wait for the guest (default 60)");
@@ -406,7 +431,7 @@ int atollctl_main(int argc, char** argv) {
     shutdown->add_flag("--no-wait", no_wait, "press the button and return");
     autostart->add_option("value", value, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
     for (auto* command : {list, info, state, define, undefine, start, shutdown, force_stop, reboot, pause, resume,
-                          autostart, console, host})
+                          autostart, console, host, vnc})
         command->add_flag("--json", as_json, "print results as JSON");
 
     try {
@@ -436,6 +461,7 @@ int atollctl_main(int argc, char** argv) {
         if (*define) return cmd_define(ctl, file);
         if (*host) return cmd_host(ctl);
         if (*console) return cmd_console(ctl, vm);
+        if (*vnc) return cmd_vnc(ctl, vm);
         if (*autostart) {
             ctl.vm(vm)->Autostart(value == "on");
             report(ctl, vm, value == "on" ? "will start with atolld" : "will not start with atolld");

@@ -30,7 +30,7 @@ dump_logs() {
 # A step that hangs fails the scenario with the logs, well before the test
 # host's own timeout would kill everything silently.
 scenario=$$
-( sleep 420; echo "FAIL: the scenario did not finish within 420 s"; dump_logs; kill -9 $scenario ) &
+( sleep 540; echo "FAIL: the scenario did not finish within 540 s"; dump_logs; kill -9 $scenario ) &
 watchdog=$!
 
 mkdir -p /tmp/atoll /run/atoll
@@ -58,13 +58,13 @@ check "define" ctl define vm.json
 check "start" ctl start web
 ctl console web </dev/null >/tmp/console.log 2>&1 &
 console=$!
-check "the guest boots (serial console through atollctl console)" wait_for /tmp/console.log ATOLL-WAITING-FOR-BUTTON 90
+check "the guest boots (serial console through atollctl console)" wait_for /tmp/console.log ATOLL-WAITING-FOR-BUTTON 240
 check "state: running" sh -c "./atollctl --bus-address '$ADDR' state web | grep -q '^running'"
 check "pause" ctl pause web
 check "state: paused" sh -c "./atollctl --bus-address '$ADDR' state web | grep -q '^paused'"
 check "resume" ctl resume web
 check "reboot" ctl reboot web
-check "the guest boots again" sh -c "i=0; while [ \$i -lt 900 ]; do [ \$(grep -c ATOLL-WAITING-FOR-BUTTON /tmp/console.log) -ge 2 ] && exit 0; sleep 0.1; i=\$((i+1)); done; exit 1"
+check "the guest boots again" sh -c "i=0; while [ \$i -lt 2400 ]; do [ \$(grep -c ATOLL-WAITING-FOR-BUTTON /tmp/console.log) -ge 2 ] && exit 0; sleep 0.1; i=\$((i+1)); done; exit 1"
 check "boot count 2" sh -c "./atollctl --bus-address '$ADDR' info web | grep -q '^Boots: *2'"
 check "shutdown (ACPI power button)" ctl shutdown web --timeout 60
 check "the guest saw the button" grep -q ATOLL-POWER-BUTTON /tmp/console.log
@@ -78,7 +78,7 @@ P=$($B call org.atoll.Atoll1 /org/atoll/Atoll1 org.atoll.Atoll1.Manager LookupBy
 check "busctl: LookupByName" [ -n "$P" ]
 check "busctl: Start" $B call org.atoll.Atoll1 "$P" org.atoll.Atoll1.VM Start
 ctl console web </dev/null >/tmp/console2.log 2>&1 &
-check "busctl: the guest boots" wait_for /tmp/console2.log ATOLL-WAITING-FOR-BUTTON 90
+check "busctl: the guest boots" wait_for /tmp/console2.log ATOLL-WAITING-FOR-BUTTON 240
 check "busctl: State is running" sh -c "$B get-property org.atoll.Atoll1 '$P' org.atoll.Atoll1.VM State | grep -q running"
 check "busctl: Pause" $B call org.atoll.Atoll1 "$P" org.atoll.Atoll1.VM Pause
 check "busctl: Resume" $B call org.atoll.Atoll1 "$P" org.atoll.Atoll1.VM Resume

@@ -2,10 +2,10 @@
 # atollctl, busctl and gdbus each drive a VM (a tiny guest this host's KVM can
 # run) through its whole life against atolld on a private bus; atollctl's exit
 # codes and messages are what dom0/README.md promises.
-# Usage: atollctl_test.sh ATOLLD ATOLLCTL ATOLL_VMM TINY_GUEST_DIR
+# Usage: atollctl_test.sh ATOLLD ATOLLCTL ATOLL_VMM TINY_GUEST_DIR ATOLL_DISPLAY
 # Exit: 0 pass, 1 failure, 77 skip (no usable /dev/kvm or tools).
 set -uo pipefail
-ATOLLD=$1 ATOLLCTL=$2 VMM=$3 GUESTS=$4
+ATOLLD=$1 ATOLLCTL=$2 VMM=$3 GUESTS=$4 DISPLAY_SERVER=$5
 [ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "skip: /dev/kvm not usable"; exit 77; }
 for tool in dbus-daemon busctl gdbus python3; do
   command -v $tool >/dev/null || { echo "skip: $tool missing"; exit 77; }
@@ -139,6 +139,36 @@ expect_exit 0 "host facts" ctl host --json
 check "host facts parse" python3 -c "import json,sys; d=json.load(open('$work/out')); sys.exit(d['vm_count']!=2 or d['cpu_count']<1)"
 expect_exit 0 "undefine" ctl undefine db
 expect_exit 3 "undefined is gone" ctl state db
+
+# ---- a VM with a screen: atoll-display serves it, atolld reports where ----------
+sed 's/"web"/"screen"/; s/poweroff-on-button/halt/; s/"nets": \[\]/"nets": [], "display": {"width": 800, "height": 600}/' \
+  "$work/web.json" >"$work/screen.json"
+expect_exit 5 "display too small: exit 5" ctl define - < <(sed 's/"width": 800/"width": 8/' "$work/screen.json")
+check "says which setting" has "display.width: 8 is not 64 to 8192" err
+expect_exit 5 "display setting unknown: exit 5" ctl define - < <(sed 's/"width": 800/"depth": 32/' "$work/screen.json")
+expect_exit 0 "define a VM with a display" ctl define "$work/screen.json"
+vnc_port=$((20000 + $$ % 20000))
+"$DISPLAY_SERVER" --listen "$work/run/display.sock" --state-dir "$work/run/display" --dbus none \
+  --vnc-port "screen=$vnc_port" >"$work/display.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -S "$work/run/display.sock" ] && break; sleep 0.05; done
+expect_exit 0 "start it" ctl start screen
+wait_for_vnc() { for _ in $(seq 100); do ctl vnc screen >"$work/out" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+check "atollctl vnc gives the address" wait_for_vnc
+check "the address is atoll-display's" has "^127.0.0.1:$vnc_port\$"
+check "a VNC server answers there" python3 -c "
+import socket; s = socket.create_connection(('127.0.0.1', $vnc_port), timeout=5)
+assert s.recv(12) == b'RFB 003.008\n'"
+expect_exit 0 "info with a display" ctl info screen
+check "info shows the VNC address" has "^VNC: *127.0.0.1:$vnc_port\$"
+check "busctl: VncAddress" bash -c "busctl --address='$ADDR' get-property org.atoll.Atoll1 \
+  \$(busctl --address='$ADDR' call org.atoll.Atoll1 /org/atoll/Atoll1 org.atoll.Atoll1.Manager LookupByName s screen | cut -d'\"' -f2) \
+  org.atoll.Atoll1.VM VncAddress | grep -q '\"127.0.0.1:$vnc_port\"'"
+expect_exit 0 "force-stop the VM with a display" ctl force-stop screen
+expect_exit 4 "no VNC once it is off: exit 4" ctl vnc screen
+check "says it is off" has "shut-off" err
+expect_exit 4 "no VNC for a VM without a display" ctl vnc web
+expect_exit 0 "undefine the VM with a display" ctl undefine screen
 
 # ---- busctl: the same life, as a script would write it ------------------------
 P=$("${BUSCTL[@]}" call org.atoll.Atoll1 /org/atoll/Atoll1 org.atoll.Atoll1.Manager LookupByName s web | cut -d'"' -f2)

@@ -35,6 +35,33 @@ TEST(VmDefinition, MinimalGetsDefaults) {
     EXPECT_EQ(parsed->extra_json, "{}");
 }
 
+TEST(VmDefinition, DisplayDefaultsAndRanges) {
+    EXPECT_FALSE(display_definition(*parse(minimal())));
+    json config = minimal();
+    config["display"] = json::object();
+    auto display = display_definition(*parse(config));
+    ASSERT_TRUE(display);
+    EXPECT_EQ(display->width, 1280u);
+    EXPECT_EQ(display->height, 800u);
+    EXPECT_EQ(display->scanouts, 1u);
+    config["display"] = {{"width", 1920}, {"height", 1080}, {"scanouts", 2}};
+    display = display_definition(*parse(config));
+    ASSERT_TRUE(display);
+    EXPECT_EQ(display->width, 1920u);
+    EXPECT_EQ(display->scanouts, 2u);
+    for (auto [key, value] : {std::pair{"width", 63}, std::pair{"height", 8193}, std::pair{"scanouts", 0},
+                              std::pair{"scanouts", 5}}) {
+        json bad = minimal();
+        bad["display"] = {{key, value}};
+        expect_refused(bad, std::string("display.") + key);
+    }
+    json bad = minimal();
+    bad["display"] = {{"depth", 32}};
+    expect_refused(bad, "display.depth");
+    bad["display"] = true;
+    expect_refused(bad, "display");
+}
+
 TEST(VmDefinition, FullRoundTripsThroughCanonicalJson) {
     json config = minimal();
     config["uuid"] = "0F8FAD5B-D9CB-469F-A165-70867728950E";
@@ -196,12 +223,12 @@ TEST(VmDefinition, RefusesDeepNesting) {
     json config = minimal();
     std::string text = config.dump();
     text.pop_back();
-    text += ", \"display\": " + std::string(100, '[') + std::string(100, ']') + "}";
+    text += ", \"usb\": " + std::string(100, '[') + std::string(100, ']') + "}";
     auto parsed = parse_vm_definition(text);
     ASSERT_FALSE(parsed.ok());
     EXPECT_NE(parsed.error().message.find("nested"), std::string::npos) << parsed.error().message;
     // Brackets inside strings do not count.
-    config["display"] = {{"title", std::string(100, '[')}};
+    config["usb"] = json::array({{{"title", std::string(100, '[')}}});
     EXPECT_TRUE(parse(config).ok());
 }
 

@@ -23,6 +23,12 @@ struct DaemonOptions {
     std::string runtime_dir;
     std::vector<std::string> storage_dirs;  // where kernels and disk images may live
     std::string vmm_path;                   // atoll-vmm
+    // atoll-display's link socket, handed to each VM that has a display, and the
+    // directory where atoll-display keeps <vm name>.json with each VM's VNC address.
+    // Empty: <runtime_dir>/display.sock and <runtime_dir>/display, where
+    // atoll-display puts them by default.
+    std::string display_socket;
+    std::string display_state_dir;
     std::chrono::milliseconds start_timeout{15000};  // atoll-vmm up and serving its control socket
     std::chrono::milliseconds stop_timeout{5000};    // ForceStop: the VMM gone
     std::chrono::milliseconds restart_delay{1000};   // before an automatic restart after a crash
@@ -30,6 +36,17 @@ struct DaemonOptions {
     // remembers that it was done, as runtime_dir is cleared at boot).
     bool autostart = true;
 };
+
+// Where a VM's screen is served over VNC (by atoll-display).
+struct VncEndpoint {
+    std::string host;
+    uint16_t port = 0;
+    bool tls = false;
+    bool password = false;
+    bool operator==(const VncEndpoint&) const = default;
+};
+// "127.0.0.1:5900", "[::1]:5900".
+std::string vnc_address_text(const VncEndpoint& endpoint);
 
 struct VmInfo {
     VmDefinition definition;
@@ -40,6 +57,7 @@ struct VmInfo {
     uint64_t started_unix_us = 0;
     uint32_t restart_count = 0;
     std::string console_socket;  // while active
+    std::optional<VncEndpoint> vnc;  // while the display server shows it
     bool busy = false;           // an operation is in progress
 };
 
@@ -62,6 +80,7 @@ struct VmStatus {
     uint32_t boot_count = 0;
     uint64_t started_unix_us = 0;
     std::string console_socket;
+    std::optional<VncEndpoint> vnc;
     bool autostart = false;
 };
 

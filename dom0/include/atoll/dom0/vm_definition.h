@@ -68,6 +68,15 @@ struct VmDefinition {
     std::string extra_json = "{}";
 };
 
+// "display": the guest's screen, keyboard and pointer, served by atoll-display.
+struct DisplayDefinition {
+    uint64_t width = 1280;  // each monitor's preferred size until a viewer resizes it
+    uint64_t height = 800;
+    uint64_t scanouts = 1;  // monitors
+};
+// The display a (validated) definition asks for, if any.
+std::optional<DisplayDefinition> display_definition(const VmDefinition& definition);
+
 inline constexpr size_t kMaxConfigBytes = 256 * 1024;
 inline constexpr size_t kMaxNameBytes = 64;
 inline constexpr size_t kMaxConfigDepth = 32;  // nesting of arrays and objects
