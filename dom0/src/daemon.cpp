@@ -118,6 +118,21 @@ Outcome<vmm::VmConfig> to_vmm_config(const VmDefinition& d, const std::string& s
     return config;
 }
 
+// What atoll-vmm's --exit-file says, if it is there and well-formed.
+std::optional<VmmEnd> read_exit_file(const std::string& path) {
+    std::ifstream file(path);
+    if (!file) return std::nullopt;
+    std::string text;
+    std::getline(file, text);
+    const auto record = nlohmann::json::parse(text, nullptr, false);
+    if (!record.is_object() || !record.contains("code") || !record["code"].is_number_integer()) return std::nullopt;
+    VmmEnd end;
+    end.code = record["code"].get<int>();
+    if (record.contains("reason") && record["reason"].is_string()) end.reason = record["reason"].get<std::string>();
+    if (record.contains("message") && record["message"].is_string()) end.message = record["message"].get<std::string>();
+    return end;
+}
+
 std::optional<VmState> vmm_state(const std::string& text) {
     if (text == "running") return VmState::Running;
     if (text == "paused") return VmState::Paused;
@@ -195,7 +210,7 @@ public:
     std::string path_for(const std::string& uuid, const char* suffix) const { return vms_dir + "/" + uuid + suffix; }
 
     void remove_run_files(const std::string& uuid) {
-        for (const char* suffix : {".ctl", ".serial", ".json"}) unlink(path_for(uuid, suffix).c_str());
+        for (const char* suffix : {".ctl", ".serial", ".json", ".exit"}) unlink(path_for(uuid, suffix).c_str());
     }
 
     VmInfo info_locked(const Vm& vm) const {
@@ -480,7 +495,7 @@ public:
         }
         auto spawned = spawn_detached(options.vmm_path,
                                       {"--config", config_path, "--control-socket", control_socket, "--serial",
-                                       "socket:" + console_socket},
+                                       "socket:" + console_socket, "--exit-file", path_for(uuid, ".exit")},
                                       log_path);
         if (!spawned) return fail(spawned.error().message);
         const int pidfd = spawned->pidfd;
@@ -679,10 +694,15 @@ public:
             }
             if (pidfd >= 0) close(pidfd);
         }
-        // No VMM: whatever the database says, the VM is not running.
+        // No VMM: whatever the database says, the VM is not running. How it
+        // ended is in its exit file, if it got to write one.
         if (state_is_active(record.state)) {
             const int64_t pid = record.pid;
-            switch (record.state) {
+            if (auto end = read_exit_file(path_for(uuid, ".exit"))) {
+                Run unwatched;
+                describe_end(unwatched, *end, path_for(uuid, ".log"), record.state, record.reason);
+                record.reason += " (while atolld was not running)";
+            } else switch (record.state) {
             case VmState::ShuttingDown:
                 record.state = VmState::ShutOff;
                 record.reason = "shut down while atolld was not running";

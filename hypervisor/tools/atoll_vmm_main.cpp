@@ -114,6 +114,8 @@ int main(int argc, char** argv) {
     app.add_option("--kvm-device", run_options.kvm_device, "the KVM device")->capture_default_str();
     app.add_option("--control-socket", run_options.control_socket,
                    "serve the control protocol on this unix socket (hypervisor/docs/control-protocol.md)");
+    app.add_option("--exit-file", run_options.exit_file,
+                   "record how the VM ended here as JSON (code, reason, message) before exiting");
     app.add_flag("--print-config", print_config, "print the resulting settings as JSON and exit");
     // A later option overrides an earlier one, so scripts can append to a base command line.
     for (auto* option : app.get_options()) {
@@ -127,8 +129,9 @@ int main(int argc, char** argv) {
         return atl::vmm::kExitBadInput;
     }
 
-    auto fail = [](const std::string& message) {
+    auto fail = [&](const std::string& message) {
         std::cerr << "atoll-vmm: " << message << "\n";
+        atl::vmm::record_exit(run_options.exit_file, {atl::vmm::kExitBadInput, message, "bad-input"});
         return atl::vmm::kExitBadInput;
     };
 

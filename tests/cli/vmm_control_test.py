@@ -72,12 +72,13 @@ class Client:
 
 @unittest.skipUnless(kvm_usable(), "no usable /dev/kvm on this machine")
 class ControlSocketTest(unittest.TestCase):
-    def start(self, behaviour="poweroff-on-button", connect=True, serial="none"):
+    def start(self, behaviour="poweroff-on-button", connect=True, serial="none", extra=()):
         self.dir = tempfile.mkdtemp()
         self.path = os.path.join(self.dir, "vm.ctl")
         self.vmm = subprocess.Popen(
             [VMM, "--name", "tiny", "--kernel", os.path.join(GUESTS, f"tiny-{behaviour}.bzImage"),
-             "--memory", "64", "--cpus", "2", "--no-net", "--serial", serial, "--control-socket", self.path],
+             "--memory", "64", "--cpus", "2", "--no-net", "--serial", serial, "--control-socket", self.path,
+             *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         return Client(self.path) if connect else None
 
@@ -188,11 +189,25 @@ class ControlSocketTest(unittest.TestCase):
         first.call("stop")
 
     def test_triple_fault_exit_code_and_registers(self):
-        self.start("triple-fault", connect=False)
+        exit_file = os.path.join(tempfile.mkdtemp(), "vm.exit")
+        self.start("triple-fault", connect=False, extra=("--exit-file", exit_file))
         code, err = self.finish()
         self.assertEqual(code, 3)
         self.assertIn("triple-faulted", err)
         self.assertIn("rip=", err)
+        with open(exit_file) as recorded:
+            end = json.load(recorded)
+        self.assertEqual((end["code"], end["reason"]), (3, "triple-fault"))
+        self.assertIn("rip=", end["message"])
+
+    def test_exit_file_records_a_power_off(self):
+        exit_file = os.path.join(tempfile.mkdtemp(), "vm.exit")
+        client = self.start(extra=("--exit-file", exit_file))
+        self.assertFalse(os.path.exists(exit_file), "written only at the end")
+        self.assertTrue(client.call("shutdown")["ok"])
+        self.assertEqual(self.finish()[0], 0)
+        with open(exit_file) as recorded:
+            self.assertEqual(json.load(recorded), {"code": 0, "reason": "poweroff", "message": ""})
 
 
 if __name__ == "__main__":

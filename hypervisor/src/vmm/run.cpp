@@ -6,6 +6,7 @@
 #include <atoll/vmm/vmm.h>
 
 #include <nlohmann/json.hpp>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -52,10 +53,12 @@ public:
         return stop_requested_;
     }
 
-    void announce_exit(const RunOutcome& outcome, const char* reason) {
+    void announce_exit(const RunOutcome& outcome) {
         if (!server_) return;
-        server_->broadcast_and_flush(
-            {{"event", "exit"}, {"code", static_cast<int>(outcome.code)}, {"reason", reason}, {"message", outcome.message}});
+        server_->broadcast_and_flush({{"event", "exit"},
+                                      {"code", static_cast<int>(outcome.code)},
+                                      {"reason", outcome.reason},
+                                      {"message", outcome.message}});
     }
 
     json greeting() override {
@@ -164,18 +167,44 @@ const char* reason_name(Machine::StopReason reason) {
     }
 }
 
+RunOutcome run_until_exit(const VmConfig& config, const RunOptions& options);
+
 }  // namespace
 
+// Read by a manager at any moment, so it must never be half there: a
+// temporary file renamed into place.
+void record_exit(const std::string& path, const RunOutcome& outcome) {
+    if (path.empty()) return;
+    const std::string temporary = path + ".tmp";
+    const int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    const std::string text =
+        json{{"code", static_cast<int>(outcome.code)}, {"reason", outcome.reason}, {"message", outcome.message}}
+            .dump(-1, ' ', false, json::error_handler_t::replace) +
+        "\n";
+    const bool written = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(fd) == 0;
+    close(fd);
+    if (!written || rename(temporary.c_str(), path.c_str()) != 0) unlink(temporary.c_str());
+}
+
 RunOutcome run_vm(const VmConfig& config, const RunOptions& options) {
+    RunOutcome outcome = run_until_exit(config, options);
+    record_exit(options.exit_file, outcome);
+    return outcome;
+}
+
+namespace {
+
+RunOutcome run_until_exit(const VmConfig& config, const RunOptions& options) {
     // A console client that goes away must not kill the VM.
     signal(SIGPIPE, SIG_IGN);
     auto hypervisor = hv::open_kvm(options.kvm_device.c_str());
-    if (!hypervisor) return {kExitHostError, hypervisor.error().message};
+    if (!hypervisor) return {kExitHostError, hypervisor.error().message, "host-error"};
 
-    if (auto valid = validate_vm_config(config); !valid) return {kExitBadInput, valid.error().message};
+    if (auto valid = validate_vm_config(config); !valid) return {kExitBadInput, valid.error().message, "bad-input"};
     EventLoop console_loop;
     auto consoles = open_consoles(config, console_loop);
-    if (!consoles) return {kExitBadInput, consoles.error().message};
+    if (!consoles) return {kExitBadInput, consoles.error().message, "bad-input"};
     ConsoleThread console_thread(console_loop);
 
     VmSession session(config);
@@ -183,8 +212,8 @@ RunOutcome run_vm(const VmConfig& config, const RunOptions& options) {
     for (;;) {
         auto machine = Machine::build(config, **hypervisor, *consoles);
         if (!machine) {
-            RunOutcome outcome{kExitBadInput, machine.error().message};
-            session.announce_exit(outcome, "bad-input");
+            RunOutcome outcome{kExitBadInput, machine.error().message, "bad-input"};
+            session.announce_exit(outcome);
             return outcome;
         }
         session.attach(machine->get());
@@ -192,7 +221,7 @@ RunOutcome run_vm(const VmConfig& config, const RunOptions& options) {
         // that sees it can act on the VM at once.
         if (!server && !options.control_socket.empty()) {
             auto started = ControlServer::start(options.control_socket, session);
-            if (!started) return {kExitBadInput, started.error().message};
+            if (!started) return {kExitBadInput, started.error().message, "bad-input"};
             server = std::move(*started);
             session.set_server(server.get());
         }
@@ -217,9 +246,12 @@ RunOutcome run_vm(const VmConfig& config, const RunOptions& options) {
             outcome = {kExitHostError, (*machine)->stop_message()};
             break;
         }
-        session.announce_exit(outcome, reason_name(reason));
+        outcome.reason = reason_name(reason);
+        session.announce_exit(outcome);
         return outcome;
     }
 }
+
+}  // namespace
 
 }  // namespace atl::vmm

@@ -1,6 +1,8 @@
 // The Daemon (atolld without D-Bus) with real atoll-vmm processes booting the
 // tiny guests of tests/guests, a real SQLite file and real sockets.
 #include <atoll/dom0/daemon.h>
+
+#include "control_client.h"
 #include <atoll/dom0/store.h>
 
 #include "harness.h"
@@ -306,6 +308,26 @@ TEST_F(DaemonTest, RestartOfAtolldReadoptsRunningVms) {
     ASSERT_TRUE(wait_for(paused, VmState::Crashed));
     EXPECT_NE(info(paused).reason.find("ended abruptly"), std::string::npos) << info(paused).reason;
     EXPECT_TRUE(daemon->check_database().ok());
+}
+
+TEST_F(DaemonTest, HowAVmEndedWhileAtolldWasDownIsKnownAfterwards) {
+    const std::string uuid = define("quiet");
+    ASSERT_TRUE(daemon->start(uuid).ok());
+    const auto pid = static_cast<pid_t>(info(uuid).pid);
+    daemon.reset();
+    // Someone else presses the power button; the guest powers off; atoll-vmm exits.
+    auto client = ControlClient::connect(options.runtime_dir + "/vms/" + uuid + ".ctl", 2000ms);
+    ASSERT_TRUE(client.ok());
+    ASSERT_TRUE((*client)->request("shutdown", 2000ms).ok());
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    daemon = create();
+    ASSERT_TRUE(daemon);
+    EXPECT_EQ(info(uuid).state, VmState::ShutOff);
+    EXPECT_EQ(info(uuid).reason, "the guest powered off (while atolld was not running)");
+    EXPECT_FALSE(std::filesystem::exists(options.runtime_dir + "/vms/" + uuid + ".exit"));
 }
 
 TEST_F(DaemonTest, OnlyOneDaemonPerRuntimeDirectory) {

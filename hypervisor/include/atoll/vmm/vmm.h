@@ -18,13 +18,23 @@ enum ExitCode : int {
 struct RunOutcome {
     ExitCode code = kExitPowerOff;
     std::string message;  // for failures: what happened, with the vCPU's registers
+    // As in the control protocol's "exit" event: poweroff, stopped, triple-fault,
+    // internal-error, host-error, bad-input.
+    std::string reason;
 };
 
 struct RunOptions {
     std::string kvm_device = "/dev/kvm";
     // Where to serve the control protocol (hypervisor/docs/control-protocol.md); empty: none.
     std::string control_socket;
+    // Where to record how the VM ended ({"code", "reason", "message"} as JSON,
+    // written atomically just before exit), for a manager that was not
+    // watching when it happened; empty: nowhere.
+    std::string exit_file;
 };
+
+// Writes RunOptions::exit_file's record (nothing when `path` is empty).
+void record_exit(const std::string& path, const RunOutcome& outcome);
 
 // Builds the VM, runs it (rebuilding it on guest reboot) and returns how it ended.
 RunOutcome run_vm(const VmConfig& config, const RunOptions& options = {});
