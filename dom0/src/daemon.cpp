@@ -744,8 +744,11 @@ std::string default_vmm_path() {
     std::error_code error;
     const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
     if (!error) {
-        const auto candidate = self.parent_path().parent_path() / "hypervisor" / "atoll-vmm";
-        if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
+        // A build tree, then an installation (both in lib/atoll, whatever the prefix).
+        for (const auto& candidate : {self.parent_path().parent_path() / "hypervisor" / "atoll-vmm",
+                                      self.parent_path() / "atoll-vmm"}) {
+            if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
+        }
     }
     return "/usr/lib/atoll/atoll-vmm";
 }

@@ -141,8 +141,9 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-// Where atoll-vmm is looked for when no path is given: next to the running
-// program in a build tree (../hypervisor/atoll-vmm), else /usr/lib/atoll/atoll-vmm.
+// Where atoll-vmm is looked for when no path is given: in a build tree
+// (../hypervisor/atoll-vmm from the running program), beside the running
+// program (installed), else /usr/lib/atoll/atoll-vmm.
 std::string default_vmm_path();
 
 }  // namespace atl::dom0
