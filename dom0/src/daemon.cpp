@@ -886,6 +886,37 @@ Outcome<VmInfo> Daemon::define(std::string_view config_json) {
     return info;
 }
 
+Outcome<VmInfo> Daemon::redefine(const std::string& uuid, std::string_view config_json) {
+    auto parsed = parse_vm_definition(config_json);
+    if (!parsed) return parsed.error();
+    VmDefinition definition = std::move(*parsed);
+    if (!definition.uuid.empty() && definition.uuid != uuid)
+        return fault(ErrorKind::InvalidArgument, "uuid: " + definition.uuid + " is not this VM's (" + uuid +
+                                                     "); a VM keeps its UUID");
+    definition.uuid = uuid;
+    if (auto checked = impl_->policy.check_definition(definition); !checked) return checked.error();
+    std::lock_guard lock(impl_->mutex);
+    auto found = impl_->lookup_locked(uuid);
+    if (!found) return found.error();
+    auto vm = *found;
+    if (!vm->busy.empty()) return Impl::busy_fault(*vm);
+    if (state_is_active(vm->runtime.state) || vm->run)
+        return Impl::not_running_fault(*vm, "shut it down before changing its definition");
+    for (const auto& [other_uuid, other] : impl_->vms) {
+        if (other_uuid != uuid && other->definition.name == definition.name)
+            return fault(ErrorKind::Exists,
+                         "a VM named '" + definition.name + "' is already defined (UUID " + other_uuid + ")");
+    }
+    ATOLL_DOM0_TRY(impl_->store->replace(definition, vm->runtime));
+    const std::string old_name = vm->definition.name;
+    vm->definition = std::move(definition);
+    log_info("VM '" + vm->definition.name + "' redefined" +
+             (old_name != vm->definition.name ? " (was '" + old_name + "')" : std::string()));
+    VmInfo info = impl_->info_locked(*vm);
+    if (impl_->observer) impl_->observer->vm_changed(info, false);
+    return info;
+}
+
 Outcome<void> Daemon::undefine(const std::string& uuid) {
     std::lock_guard lock(impl_->mutex);
     auto found = impl_->lookup_locked(uuid);

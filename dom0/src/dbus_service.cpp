@@ -182,10 +182,14 @@ public:
             names.push_back("VncAddress");
             names.push_back("VncTls");
         }
-        if (info.definition.autostart != last_.definition.autostart) {
-            names.push_back("Autostart");
-            names.push_back("Config");
-        }
+        const VmDefinition& now = info.definition;
+        const VmDefinition& before = last_.definition;
+        if (now.name != before.name) names.push_back("Name");
+        if (now.vcpus != before.vcpus) names.push_back("VCPUs");
+        if (now.memory_mib != before.memory_mib) names.push_back("MemoryMiB");
+        if (now.autostart != before.autostart) names.push_back("Autostart");
+        if (vm_definition_to_json(now) != vm_definition_to_json(before)) names.push_back("Config");
+        if (restart_policy_text(now.restart) != restart_policy_text(before.restart)) names.push_back("RestartPolicy");
         last_ = info;
         if (!names.empty()) getObject().emitPropertiesChangedSignal(kVmInterface, names);
         if (state_changed) emitStateChanged(state_name(info.state), make_valid_utf8(info.reason));
@@ -215,6 +219,13 @@ private:
     }
     void Resume(sdbus::Result<>&& result) override {
         service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.resume(uuid); }, this);
+    }
+    void Redefine(sdbus::Result<>&& result, std::string config) override {
+        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_, config = std::move(config)]() -> Outcome<void> {
+            auto redefined = daemon.redefine(uuid, config);
+            if (!redefined) return redefined.error();
+            return {};
+        }, this);
     }
     void Undefine(sdbus::Result<>&& result) override {
         service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.undefine(uuid); }, this);

@@ -221,6 +221,33 @@ Outcome<void> Store::insert(const VmDefinition& d, const RuntimeRecord& runtime)
     std::lock_guard lock(mutex_);
     Transaction transaction(db_);
     ATOLL_DOM0_TRY(transaction.begin());
+    ATOLL_DOM0_TRY(insert_rows(d, runtime, now_unix_us()));
+    return transaction.commit();
+}
+
+Outcome<void> Store::replace(const VmDefinition& d, const RuntimeRecord& runtime) {
+    std::lock_guard lock(mutex_);
+    Transaction transaction(db_);
+    ATOLL_DOM0_TRY(transaction.begin());
+    int64_t created_unix_us = now_unix_us();
+    {
+        Statement statement(db_, "SELECT created_unix_us FROM vm WHERE uuid = ?1");
+        statement.bind(1, d.uuid);
+        if (!statement.valid()) return db_fault(db_, "redefine");
+        if (statement.step() != SQLITE_ROW) return fault(ErrorKind::NotFound, "no VM with UUID " + d.uuid);
+        created_unix_us = statement.integer(0);
+    }
+    {
+        // Disks, network interfaces and the runtime row go with it (ON DELETE CASCADE).
+        Statement statement(db_, "DELETE FROM vm WHERE uuid = ?1");
+        statement.bind(1, d.uuid);
+        ATOLL_DOM0_TRY(step_done(statement, db_, "redefine"));
+    }
+    ATOLL_DOM0_TRY(insert_rows(d, runtime, created_unix_us));
+    return transaction.commit();
+}
+
+Outcome<void> Store::insert_rows(const VmDefinition& d, const RuntimeRecord& runtime, int64_t created_unix_us) {
     {
         Statement statement(db_,
                             "INSERT INTO vm (uuid, name, vcpus, memory_mib, boot_kind, kernel, initrd, cmdline, "
@@ -238,7 +265,7 @@ Outcome<void> Store::insert(const VmDefinition& d, const RuntimeRecord& runtime)
             .bind(9, int64_t{d.boot.disk})
             .bind(10, int64_t{d.entropy})
             .bind(11, int64_t{d.autostart})
-            .bind(12, now_unix_us())
+            .bind(12, created_unix_us)
             .bind(13, std::string(d.restart.kind == RestartPolicy::Kind::OnCrash ? "on-crash" : "never"))
             .bind(14, int64_t{d.restart.max_restarts})
             .bind(15, d.extra_json);
@@ -283,7 +310,7 @@ Outcome<void> Store::insert(const VmDefinition& d, const RuntimeRecord& runtime)
             .bind(8, now_unix_us());
         ATOLL_DOM0_TRY(step_done(statement, db_, "define runtime record"));
     }
-    return transaction.commit();
+    return {};
 }
 
 Outcome<void> Store::remove(const std::string& uuid) {

@@ -251,20 +251,30 @@ int cmd_state(Ctl& ctl, const std::string& name) {
     return kCtlOk;
 }
 
-int cmd_define(Ctl& ctl, const std::string& file) {
-    std::string config;
+// A definition from a file or ('-') standard input.
+std::string read_config(const std::string& file) {
+    std::stringstream text;
     if (file == "-") {
-        std::stringstream text;
         text << std::cin.rdbuf();
-        config = text.str();
     } else {
         std::ifstream in(file, std::ios::binary);
         if (!in) throw CtlError{kCtlInvalidArgument, file + ": " + std::strerror(errno)};
-        std::stringstream text;
         text << in.rdbuf();
-        config = text.str();
     }
-    const std::string path = ctl.manager().DefineVM(config);
+    return text.str();
+}
+
+int cmd_redefine(Ctl& ctl, const std::string& vm_name, const std::string& file) {
+    auto vm = ctl.vm(vm_name);
+    vm->Redefine(read_config(file));
+    const std::string name = vm->Name();
+    if (ctl.as_json()) print_json({{"name", name}, {"uuid", vm->UUID()}, {"path", vm->getObjectPath()}});
+    else std::printf("Redefined VM '%s'\n", name.c_str());
+    return kCtlOk;
+}
+
+int cmd_define(Ctl& ctl, const std::string& file) {
+    const std::string path = ctl.manager().DefineVM(read_config(file));
     VmProxy vm(ctl.connection(), path);
     const std::string name = vm.Name(), uuid = vm.UUID();
     if (ctl.as_json()) print_json({{"name", name}, {"uuid", uuid}, {"path", path}});
@@ -411,6 +421,7 @@ int atollctl_main(int argc, char** argv) {
     auto* info = app.add_subcommand("info", "show a VM's properties");
     auto* state = app.add_subcommand("state", "show a VM's state and why");
     auto* define = app.add_subcommand("define", "define a VM from a JSON file ('-': standard input)");
+    auto* redefine = app.add_subcommand("redefine", "replace a shut-off VM's definition from a JSON file ('-': standard input)");
     auto* undefine = app.add_subcommand("undefine", "remove a VM's definition");
     auto* start = app.add_subcommand("start", "start a VM");
     auto* shutdown = app.add_subcommand("shutdown", "press the VM's power button and wait for it to power off");
@@ -423,14 +434,15 @@ int atollctl_main(int argc, char** argv) {
     auto* console = app.add_subcommand("console", "attach to a VM's serial console (Ctrl-] detaches)");
     auto* host = app.add_subcommand("host", "show facts about the host");
     auto* vnc = app.add_subcommand("vnc", "print where a VNC viewer reaches the VM's screen (HOST:PORT)");
-    for (auto* command : {info, state, undefine, start, shutdown, force_stop, reboot, pause, resume, autostart, console, vnc})
+    for (auto* command : {info, state, redefine, undefine, start, shutdown, force_stop, reboot, pause, resume, autostart, console, vnc})
         command->add_option("vm", vm, "VM name or UUID")->required();
     define->add_option("file", file, "JSON file")->required();
+    redefine->add_option("file", file, "JSON file")->required();
     shutdown->add_option("--timeout", timeout_seconds, "seconds to wait for the guest (default 60)");
     shutdown->add_flag("--force", force, "stop the VM at once when the timeout passes");
     shutdown->add_flag("--no-wait", no_wait, "press the button and return");
     autostart->add_option("value", value, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
-    for (auto* command : {list, info, state, define, undefine, start, shutdown, force_stop, reboot, pause, resume,
+    for (auto* command : {list, info, state, define, redefine, undefine, start, shutdown, force_stop, reboot, pause, resume,
                           autostart, console, host, vnc})
         command->add_flag("--json", as_json, "print results as JSON");
 
@@ -459,6 +471,7 @@ int atollctl_main(int argc, char** argv) {
         if (*info) return cmd_info(ctl, vm);
         if (*state) return cmd_state(ctl, vm);
         if (*define) return cmd_define(ctl, file);
+        if (*redefine) return cmd_redefine(ctl, vm, file);
         if (*host) return cmd_host(ctl);
         if (*console) return cmd_console(ctl, vm);
         if (*vnc) return cmd_vnc(ctl, vm);

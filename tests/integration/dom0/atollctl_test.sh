@@ -98,6 +98,7 @@ expect_exit 0 "resume" ctl resume web
 expect_exit 0 "reboot" ctl reboot web
 expect_exit 4 "start while running: invalid state" ctl start web
 expect_exit 4 "undefine while running: invalid state" ctl undefine web
+expect_exit 4 "redefine while running: invalid state" ctl redefine web "$work/web.json"
 expect_exit 0 "autostart on" ctl autostart web on
 check "autostart shows in info" bash -c "'$ATOLLCTL' --bus-address '$ADDR' info web | grep -q '^Autostart: *yes'"
 
@@ -111,6 +112,18 @@ check "console ends with the VM" bash -c "for i in \$(seq 100); do kill -0 $cons
 wait $console_pid; check "console exit code 0" [ $? -eq 0 ]
 expect_exit 0 "state after shutdown" ctl state web
 check "powered off" has "^shut-off (the guest powered off)"
+
+# A shut-off VM's definition can be replaced; a running one's cannot.
+sed 's/"memory_mib": 32/"memory_mib": 48/' "$work/web.json" >"$work/web-48.json"
+expect_exit 0 "redefine" ctl redefine web "$work/web-48.json"
+check "redefine says so" has "Redefined VM 'web'"
+check "the new memory size shows" bash -c "'$ATOLLCTL' --bus-address '$ADDR' info web | grep -q '^Memory: *48 MiB'"
+expect_exit 5 "redefine to a taken name: exit 5" ctl redefine web - < <(sed 's/"web"/"db"/' "$work/web.json")
+expect_exit 5 "redefine with another UUID: exit 5" ctl redefine web - < <(sed 's/{"name"/{"uuid": "0f8fad5b-d9cb-469f-a165-70867728950e", "name"/' "$work/web.json")
+check "says a VM keeps its UUID" has "keeps its UUID" err
+expect_exit 5 "redefine with a bad setting: exit 5" ctl redefine web - < <(sed 's/"memory_mib": 32/"memory_mib": 1/' "$work/web.json")
+check "the definition is unchanged after refusals" bash -c "'$ATOLLCTL' --bus-address '$ADDR' info web | grep -q '^Memory: *48 MiB'"
+expect_exit 0 "redefine back" ctl redefine web "$work/web.json"
 
 expect_exit 0 "start the halting guest" ctl start db
 expect_exit 8 "shutdown times out: exit 8" ctl shutdown db --timeout 1

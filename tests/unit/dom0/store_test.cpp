@@ -77,6 +77,32 @@ TEST_F(StoreTest, DefinitionsRoundTrip) {
     EXPECT_TRUE((*store)->check_consistency().ok());
 }
 
+TEST_F(StoreTest, ReplaceSwapsTheDefinitionAndKeepsTheRest) {
+    auto store = Store::open(path);
+    ASSERT_TRUE(store.ok());
+    VmDefinition web = sample("web");
+    RuntimeRecord runtime;
+    runtime.reason = "defined";
+    ASSERT_TRUE((*store)->insert(web, runtime).ok());
+    const std::string created = query(path, "SELECT created_unix_us FROM vm");
+    VmDefinition changed = web;
+    changed.name = "www";
+    changed.memory_mib = 2048;
+    changed.disks = {{"/images/other.img", true, "data"}};
+    changed.nets.clear();
+    ASSERT_TRUE((*store)->replace(changed, runtime).ok());
+    auto loaded = (*store)->load(web.uuid);
+    ASSERT_TRUE(loaded.ok() && *loaded);
+    EXPECT_EQ(vm_definition_to_json((*loaded)->definition), vm_definition_to_json(changed));
+    EXPECT_EQ((*loaded)->runtime.reason, "defined");
+    EXPECT_EQ(query(path, "SELECT created_unix_us FROM vm"), created);
+    EXPECT_EQ(query(path, "SELECT count(*) FROM disk"), "1\n");
+    EXPECT_EQ(query(path, "SELECT count(*) FROM net"), "0\n");
+    VmDefinition unknown = sample("ghost");
+    EXPECT_EQ((*store)->replace(unknown, runtime).error().kind, ErrorKind::NotFound);
+    EXPECT_TRUE((*store)->check_consistency().ok());
+}
+
 TEST_F(StoreTest, SurvivesReopening) {
     const VmDefinition web = sample("web");
     {

@@ -109,6 +109,9 @@ public:
 
     // Parses, validates and stores a definition; the files must pass the storage policy.
     Outcome<VmInfo> define(std::string_view config_json);
+    // Replaces a shut-off VM's definition (its UUID stays; the name may change
+    // to one no other VM has). A "uuid" in the JSON must be the VM's own.
+    Outcome<VmInfo> redefine(const std::string& uuid, std::string_view config_json);
     Outcome<void> undefine(const std::string& uuid);
 
     std::vector<VmInfo> list() const;  // sorted by name

@@ -52,6 +52,8 @@ public:
 
     // Each of these is one transaction. The UUID must be set.
     Outcome<void> insert(const VmDefinition& definition, const RuntimeRecord& runtime = {});
+    // A new definition for the VM with d.uuid (its creation time kept).
+    Outcome<void> replace(const VmDefinition& definition, const RuntimeRecord& runtime);
     Outcome<void> remove(const std::string& uuid);
     Outcome<void> set_autostart(const std::string& uuid, bool autostart);
     Outcome<void> set_runtime(const std::string& uuid, const RuntimeRecord& runtime);
@@ -66,6 +68,7 @@ public:
 private:
     explicit Store(sqlite3* db) : db_(db) {}
     Outcome<void> migrate(int target_version);
+    Outcome<void> insert_rows(const VmDefinition& definition, const RuntimeRecord& runtime, int64_t created_unix_us);
     Outcome<std::vector<StoredVm>> load_where(const std::string& condition, const std::string& argument);
 
     std::mutex mutex_;
