@@ -1,5 +1,7 @@
 #include "devices/virtio/block.h"
 
+#include "vmm/event_loop.h"
+
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
@@ -11,6 +13,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <thread>
 #include <climits>
 #include <cstddef>
 #include <cstdio>
@@ -127,6 +133,63 @@ std::string open_error(const std::string& path, bool read_only, int error) {
 
 }  // namespace
 
+// A few threads that run the device's requests; enough to keep a disk busy
+// with a guest's queue depth, few enough not to crowd two host cores.
+class BlockDevice::Workers {
+public:
+    static constexpr unsigned kThreads = 4;
+
+    Workers() {
+        for (unsigned i = 0; i < kThreads; ++i) threads_.emplace_back([this] { run(); });
+    }
+    ~Workers() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        work_added_.notify_all();
+        for (auto& thread : threads_) thread.join();
+    }
+
+    void add(std::function<void()> job) {
+        {
+            std::lock_guard lock(mutex_);
+            jobs_.push_back(std::move(job));
+            ++unfinished_;
+        }
+        work_added_.notify_one();
+    }
+
+    // Until every job added so far has run.
+    void drain() {
+        std::unique_lock lock(mutex_);
+        all_done_.wait(lock, [this] { return unfinished_ == 0; });
+    }
+
+private:
+    void run() {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            work_added_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+            if (jobs_.empty()) return;  // stopping, nothing left
+            auto job = std::move(jobs_.front());
+            jobs_.pop_front();
+            lock.unlock();
+            job();
+            lock.lock();
+            if (--unfinished_ == 0) all_done_.notify_all();
+        }
+    }
+
+    std::mutex mutex_;
+    std::condition_variable work_added_;
+    std::condition_variable all_done_;
+    std::deque<std::function<void()>> jobs_;
+    size_t unfinished_ = 0;
+    bool stopping_ = false;
+    std::vector<std::thread> threads_;
+};
+
 Result<std::unique_ptr<BlockDevice>> BlockDevice::open(const std::string& path, bool read_only,
                                                        const std::string& serial_id) {
     const int fd = ::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
@@ -177,6 +240,7 @@ BlockDevice::BlockDevice(int fd, std::string path, bool read_only, std::string s
       capacity_sectors_(capacity_sectors) {}
 
 BlockDevice::~BlockDevice() {
+    workers_.reset();  // finishes what is in flight: it writes guest memory and uses fd_
     if (fd_ >= 0) close(fd_);
 }
 
@@ -211,10 +275,14 @@ Result<void> BlockDevice::activate(ActivationContext context) {
     if (context.queues.empty()) return make_error(name() + ": the driver set up no request queue");
     context_.emplace(std::move(context));
     stopped_ = false;
+    if (context_->event_loop && !workers_) workers_ = std::make_unique<Workers>();
     return {};
 }
 
 void BlockDevice::reset() {
+    // Section 2.4: after a reset the device uses none of the driver's buffers.
+    if (workers_) workers_->drain();
+    ++generation_;
     context_.reset();
     stopped_ = false;
 }
@@ -245,16 +313,36 @@ void BlockDevice::process_queue(uint16_t queue_index) {
                 return;
             }
             if (!popped.chain) break;
-            queue.push_used(popped.chain->head, handle_chain(*popped.chain));
+            if (workers_ && context_->event_loop) {
+                submit(queue_index, std::move(*popped.chain));
+                continue;
+            }
+            queue.push_used(popped.chain->head, handle_chain(*context_->memory, *popped.chain));
         }
         if (!queue.enable_notifications()) break;
     }
     if (queue.needs_interrupt() && context_->interrupt) context_->interrupt->notify_queue(queue_index);
 }
 
-uint32_t BlockDevice::handle_chain(const DescriptorChain& chain) {
+void BlockDevice::submit(uint16_t queue_index, DescriptorChain chain) {
+    workers_->add([this, memory = context_->memory, loop = context_->event_loop, generation = generation_,
+                   queue_index, chain = std::move(chain), alive = std::weak_ptr<BlockDevice*>(lifetime_)] {
+        const uint32_t used_length = handle_chain(*memory, chain);
+        loop->post([alive, generation, queue_index, head = chain.head, used_length] {
+            if (auto device = alive.lock()) (*device)->complete(generation, queue_index, head, used_length);
+        });
+    });
+}
+
+void BlockDevice::complete(uint64_t generation, uint16_t queue_index, uint16_t head, uint32_t used_length) {
+    if (generation != generation_ || !context_ || stopped_) return;
+    Virtqueue& queue = context_->queues[queue_index];
+    queue.push_used(head, used_length);
+    if (queue.needs_interrupt() && context_->interrupt) context_->interrupt->notify_queue(queue_index);
+}
+
+uint32_t BlockDevice::handle_chain(const GuestMemory& memory, const DescriptorChain& chain) {
     ++statistics_.requests;
-    const GuestMemory& memory = *context_->memory;
     // Section 5.2.6: the status is the last byte of the device-writable part.
     if (chain.writable.empty()) {
         ++statistics_.malformed;
@@ -273,7 +361,7 @@ uint32_t BlockDevice::handle_chain(const DescriptorChain& chain) {
         ++statistics_.malformed;
         log_guest_error("request header shorter than 16 bytes");
     } else {
-        completion = execute(header.type, header.sector, reader, data_writable);
+        completion = execute(memory, header.type, header.sector, reader, data_writable);
     }
     if (completion.status == kStatusIoError) ++statistics_.io_errors;
     if (completion.status == kStatusUnsupported) ++statistics_.unsupported;
@@ -281,13 +369,13 @@ uint32_t BlockDevice::handle_chain(const DescriptorChain& chain) {
     return completion.written_bytes + 1;
 }
 
-BlockDevice::Completion BlockDevice::execute(uint32_t type, uint64_t sector, ChainReader& reader,
-                                             const std::vector<Buffer>& data_writable) {
+BlockDevice::Completion BlockDevice::execute(const GuestMemory& memory, uint32_t type, uint64_t sector,
+                                             ChainReader& reader, const std::vector<Buffer>& data_writable) {
     switch (type) {
-    case kRequestIn: return read_sectors(sector, data_writable);
+    case kRequestIn: return read_sectors(memory, sector, data_writable);
     case kRequestOut: return write_sectors(sector, reader);
     case kRequestFlush: return flush();
-    case kRequestGetId: return get_id(data_writable);
+    case kRequestGetId: return get_id(memory, data_writable);
     case kRequestDiscard: return discard_or_write_zeroes(false, reader);
     case kRequestWriteZeroes: return discard_or_write_zeroes(true, reader);
     default: return {kStatusUnsupported, 0};
@@ -299,7 +387,8 @@ bool BlockDevice::range_valid(uint64_t sector, uint64_t sector_count) const {
     return sector <= capacity_sectors_ && sector_count <= capacity_sectors_ - sector;
 }
 
-BlockDevice::Completion BlockDevice::read_sectors(uint64_t sector, const std::vector<Buffer>& data_writable) {
+BlockDevice::Completion BlockDevice::read_sectors(const GuestMemory& memory, uint64_t sector,
+                                                  const std::vector<Buffer>& data_writable) {
     const uint64_t length = total_length(data_writable);
     if (length % kSectorSize != 0 || length > kMaxTransferBytes) {
         log_guest_error("read of " + std::to_string(length) + " bytes: not a multiple of 512 or too large");
@@ -311,7 +400,7 @@ BlockDevice::Completion BlockDevice::read_sectors(uint64_t sector, const std::ve
                         std::to_string(capacity_sectors_) + ")");
         return {kStatusIoError, 0};
     }
-    ChainWriter writer(*context_->memory, data_writable);
+    ChainWriter writer(memory, data_writable);
     if (const int error = transfer_all(fd_, false, writer.take(length), sector * kSectorSize)) {
         log_guest_error(std::string("read failed on the host: ") + strerror(error));
         return {kStatusIoError, 0};
@@ -352,11 +441,11 @@ BlockDevice::Completion BlockDevice::flush() {
     return {kStatusOk, 0};
 }
 
-BlockDevice::Completion BlockDevice::get_id(const std::vector<Buffer>& data_writable) {
+BlockDevice::Completion BlockDevice::get_id(const GuestMemory& memory, const std::vector<Buffer>& data_writable) {
     // NUL-padded, no terminator when all 20 bytes are used (section 5.2.6).
     uint8_t id[kIdBytes] = {};
     std::memcpy(id, serial_id_.data(), std::min(serial_id_.size(), kIdBytes));
-    ChainWriter writer(*context_->memory, data_writable);
+    ChainWriter writer(memory, data_writable);
     const uint64_t length = std::min<uint64_t>(kIdBytes, writer.remaining());
     if (!writer.write(id, length)) return {kStatusIoError, 0};
     return {kStatusOk, static_cast<uint32_t>(length)};
@@ -429,6 +518,7 @@ bool BlockDevice::zero_range(uint64_t offset, uint64_t length, bool may_unmap) {
 }
 
 void BlockDevice::log_guest_error(const std::string& message) {
+    std::lock_guard lock(log_mutex_);
     constexpr auto kWindow = std::chrono::seconds(5);
     constexpr uint32_t kLinesPerWindow = 10;
     const auto now = std::chrono::steady_clock::now();

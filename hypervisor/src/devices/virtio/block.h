@@ -1,15 +1,20 @@
 // virtio-blk (virtio 1.2 section 5.2) over a raw disk image or block device.
-// Requests are served synchronously on the I/O thread with preadv/pwritev
-// straight into and out of guest memory.
+// Requests are taken from the queue on the I/O thread and served by a few
+// worker threads of the device's own with preadv/pwritev straight into and out
+// of guest memory, so a slow disk neither stalls the VM's other devices nor
+// keeps the guest to one request at a time. Without an event loop (unit tests,
+// fuzzing) requests are served in place, synchronously.
 #pragma once
 
 #include "devices/virtio/device.h"
 
 #include <atoll/result.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -64,13 +69,13 @@ public:
     uint64_t capacity_sectors() const { return capacity_sectors_; }
     bool read_only() const { return read_only_; }
 
-    // Counters for tests and diagnostics.
+    // Counters for tests and diagnostics (updated by the worker threads).
     struct Statistics {
-        uint64_t requests = 0;
-        uint64_t io_errors = 0;       // requests completed with IOERR (guest or host cause)
-        uint64_t unsupported = 0;     // requests completed with UNSUPP
-        uint64_t malformed = 0;       // chains without room for a header or a status byte
-        uint64_t device_errors = 0;   // ring errors that stopped the device
+        std::atomic<uint64_t> requests = 0;
+        std::atomic<uint64_t> io_errors = 0;      // requests completed with IOERR (guest or host cause)
+        std::atomic<uint64_t> unsupported = 0;    // requests completed with UNSUPP
+        std::atomic<uint64_t> malformed = 0;      // chains without room for a header or a status byte
+        std::atomic<uint64_t> device_errors = 0;  // ring errors that stopped the device
     };
     const Statistics& statistics() const { return statistics_; }
 
@@ -81,14 +86,19 @@ private:
         uint8_t status;
         uint32_t written_bytes;  // bytes of data written to the guest before the status byte
     };
+    class Workers;
     void process_queue(uint16_t queue_index);
-    // Handles one chain and returns the used length to report.
-    uint32_t handle_chain(const DescriptorChain& chain);
-    Completion execute(uint32_t type, uint64_t sector, ChainReader& reader, const std::vector<Buffer>& data_writable);
-    Completion read_sectors(uint64_t sector, const std::vector<Buffer>& data_writable);
+    // Serves a chain on a worker; its completion comes back through the event loop.
+    void submit(uint16_t queue_index, DescriptorChain chain);
+    void complete(uint64_t generation, uint16_t queue_index, uint16_t head, uint32_t used_length);
+    // Handles one chain and returns the used length to report. Any thread.
+    uint32_t handle_chain(const GuestMemory& memory, const DescriptorChain& chain);
+    Completion execute(const GuestMemory& memory, uint32_t type, uint64_t sector, ChainReader& reader,
+                       const std::vector<Buffer>& data_writable);
+    Completion read_sectors(const GuestMemory& memory, uint64_t sector, const std::vector<Buffer>& data_writable);
     Completion write_sectors(uint64_t sector, ChainReader& reader);
     Completion flush();
-    Completion get_id(const std::vector<Buffer>& data_writable);
+    Completion get_id(const GuestMemory& memory, const std::vector<Buffer>& data_writable);
     Completion discard_or_write_zeroes(bool write_zeroes, ChainReader& reader);
     bool range_valid(uint64_t sector, uint64_t sector_count) const;
     bool zero_range(uint64_t offset, uint64_t length, bool may_unmap);
@@ -103,6 +113,12 @@ private:
     std::optional<ActivationContext> context_;
     bool stopped_ = false;  // the driver broke the ring: wait for reset()
     Statistics statistics_;
+    std::unique_ptr<Workers> workers_;
+    // Completions of requests taken before a reset are dropped (I/O thread only).
+    uint64_t generation_ = 0;
+    // Completions posted to the event loop find out whether the device still exists.
+    std::shared_ptr<BlockDevice*> lifetime_ = std::make_shared<BlockDevice*>(this);
+    std::mutex log_mutex_;
     // Rate limit for guest-caused log lines (STYLE.md: a guest's bad request is
     // a status and a rate-limited log line).
     std::chrono::steady_clock::time_point log_window_start_{};
