@@ -23,6 +23,8 @@
 #include <QTreeView>
 #include <QVBoxLayout>
 
+#include <memory>
+
 namespace atl::console {
 
 struct MainWindow::Selection {
@@ -84,6 +86,7 @@ MainWindow::MainWindow(VmListModel* model, MainWindowOptions options, QWidget* p
         if (!parent.isValid()) view_->expandAll();
         else view_->expand(parent);
         if (!view_->currentIndex().isValid()) view_->setCurrentIndex(model_->index(0, 0));
+        select_pending();
     });
     connect(view_, &QTreeView::activated, this, [this](const QModelIndex& index) {
         if (model_->vm_at(index)) openViewer();
@@ -170,6 +173,15 @@ MainWindow::Selection MainWindow::selected() const {
     return selection;
 }
 
+void MainWindow::select_pending() {
+    if (!pending_host_ || pending_name_.isEmpty()) return;
+    const QModelIndex index = model_->vm_index(pending_host_, pending_name_);
+    if (!index.isValid()) return;
+    view_->setCurrentIndex(index);
+    pending_host_ = nullptr;
+    pending_name_.clear();
+}
+
 void MainWindow::update_actions() {
     const Selection selection = selected();
     const bool vm = !selection.path.isEmpty();
@@ -218,24 +230,37 @@ void MainWindow::run(const QString& verb, const QString& method, const QVariantL
     operations_bar_->show();
     statusBar()->showMessage(label->text());
 
-    auto finish_row = [this, row] {
-        row->hide();
-        row->setObjectName(QString());
-        row->deleteLater();
+    QPointer<QWidget> guarded_row = row;
+    auto finish_row = [this, guarded_row] {
+        if (!guarded_row) return;
+        guarded_row->hide();
+        guarded_row->setObjectName(QString());
+        guarded_row->deleteLater();
         if (operations_in_flight() == 0) operations_bar_->hide();
     };
-    auto* watcher = new QDBusPendingCallWatcher(selection.host->call_vm(path, method, arguments), row);
-    connect(watcher, &QDBusPendingCallWatcher::finished, this, [this, watcher, finish_row, verb, name] {
-        const QDBusMessage reply = watcher->reply();
-        if (reply.type() == QDBusMessage::ErrorMessage) {
-            showMessage(tr("%1 '%2' failed: %3").arg(verb, name, describe_error(reply.errorName(), reply.errorMessage())));
-            statusBar()->showMessage(tr("%1 '%2' failed").arg(verb, name), 5000);
-        } else {
-            statusBar()->showMessage(tr("%1 '%2': done").arg(verb, name), 5000);
-        }
-        finish_row();
-    });
-    connect(cancel_button, &QPushButton::clicked, this, [finish_row, cancel, host, path] {
+    // Cancelled: the row goes at once, the reply is still watched so that a cancelled
+    // operation that completes anyway (a Start that won the race) is undone.
+    auto cancelled = std::make_shared<bool>(false);
+    auto* watcher = new QDBusPendingCallWatcher(selection.host->call_vm(path, method, arguments), this);
+    connect(watcher, &QDBusPendingCallWatcher::finished, this,
+            [this, watcher, finish_row, verb, name, cancelled, cancel, host, path] {
+                watcher->deleteLater();
+                const QDBusMessage reply = watcher->reply();
+                const bool failed = reply.type() == QDBusMessage::ErrorMessage;
+                if (*cancelled) {
+                    if (!failed && cancel && host) cancel(host, path);
+                    return;
+                }
+                if (failed) {
+                    showMessage(tr("%1 '%2' failed: %3").arg(verb, name, describe_error(reply.errorName(), reply.errorMessage())));
+                    statusBar()->showMessage(tr("%1 '%2' failed").arg(verb, name), 5000);
+                } else {
+                    statusBar()->showMessage(tr("%1 '%2': done").arg(verb, name), 5000);
+                }
+                finish_row();
+            });
+    connect(cancel_button, &QPushButton::clicked, this, [finish_row, cancel, cancelled, host, path] {
+        *cancelled = true;
         if (cancel && host) cancel(host, path);
         finish_row();
     });
@@ -294,8 +319,10 @@ void MainWindow::newVm() {
     wizard->setAttribute(Qt::WA_DeleteOnClose);
     connect(wizard, &NewVmWizard::vmDefined, this, [this](HostConnection* host, const QString& name) {
         statusBar()->showMessage(tr("Created '%1'").arg(name), 5000);
-        const QModelIndex index = model_->vm_index(host, name);
-        if (index.isValid()) view_->setCurrentIndex(index);
+        // DefineVM's reply may come before VMDefined has brought the VM into the list.
+        pending_host_ = host;
+        pending_name_ = name;
+        select_pending();
     });
     wizard->open();
 }

@@ -57,6 +57,7 @@ private:
     struct Selection;
     Selection selected() const;
     void update_actions();
+    void select_pending();
     // Runs `method` on the selected VM with a row in the operations bar;
     // `cancel` is what the Cancel button does besides no longer waiting.
     void run(const QString& verb, const QString& method, const QVariantList& arguments,
@@ -71,6 +72,8 @@ private:
     QLabel* message_label_;
     QWidget* operations_bar_;
     QVBoxLayout* operations_layout_;
+    QPointer<HostConnection> pending_host_;  // a VM just created, selected once listed
+    QString pending_name_;
     QAction *new_, *start_, *shutdown_, *force_off_, *pause_, *resume_, *reboot_, *delete_, *viewer_;
 };
 
