@@ -57,6 +57,20 @@ QVector<VmInfo> parse_managed_objects(const QDBusArgument& argument) {
 
 }  // namespace
 
+void on_reply(const QDBusPendingCall& call, QObject* context, std::function<void(const QDBusMessage&)> handler) {
+    if (call.isFinished()) {
+        QMetaObject::invokeMethod(context, [call, handler = std::move(handler)] { handler(call.reply()); },
+                                  Qt::QueuedConnection);
+        return;
+    }
+    auto* watcher = new QDBusPendingCallWatcher(call, context);
+    QObject::connect(watcher, &QDBusPendingCallWatcher::finished, context,
+                     [watcher, handler = std::move(handler)] {
+                         watcher->deleteLater();
+                         handler(watcher->reply());
+                     });
+}
+
 QString describe_error(const QString& name, const QString& message) {
     if (name.startsWith(QLatin1String("org.atoll.Atoll1.Error.")) || name.startsWith(QLatin1String("org.atoll.Display1.Error.")))
         return message;
@@ -140,11 +154,8 @@ void HostConnection::load() {
     const quint64 generation = ++generation_;
     auto objects = QDBusMessage::createMethodCall(kService, QLatin1String(kAtollManagerPath),
                                                   QLatin1String(kObjectManager), QStringLiteral("GetManagedObjects"));
-    auto* watcher = new QDBusPendingCallWatcher(bus_.asyncCall(objects), this);
-    QObject::connect(watcher, &QDBusPendingCallWatcher::finished, this, [this, generation](QDBusPendingCallWatcher* call) {
-        call->deleteLater();
+    on_reply(bus_.asyncCall(objects), this, [this, generation](const QDBusMessage& reply) {
         if (generation != generation_) return;
-        const QDBusMessage reply = call->reply();
         if (reply.type() == QDBusMessage::ErrorMessage) {
             const bool absent = reply.errorName() == QLatin1String("org.freedesktop.DBus.Error.ServiceUnknown") ||
                                 reply.errorName() == QLatin1String("org.freedesktop.DBus.Error.NameHasNoOwner");
@@ -162,12 +173,9 @@ void HostConnection::load() {
     auto facts = QDBusMessage::createMethodCall(kService, QLatin1String(kAtollManagerPath), QLatin1String(kProperties),
                                                 QStringLiteral("GetAll"));
     facts << QLatin1String(kAtollManagerInterface);
-    auto* facts_watcher = new QDBusPendingCallWatcher(bus_.asyncCall(facts), this);
-    QObject::connect(facts_watcher, &QDBusPendingCallWatcher::finished, this, [this](QDBusPendingCallWatcher* call) {
-        call->deleteLater();
-        QDBusPendingReply<QVariantMap> reply = *call;
-        if (reply.isError()) return;
-        const QVariantMap properties = reply.value();
+    on_reply(bus_.asyncCall(facts), this, [this](const QDBusMessage& reply) {
+        if (reply.type() != QDBusMessage::ReplyMessage || reply.arguments().isEmpty()) return;
+        const auto properties = qdbus_cast<QVariantMap>(reply.arguments().constFirst());
         host_name_ = properties.value(QStringLiteral("HostName")).toString();
         cpu_count_ = properties.value(QStringLiteral("CpuCount")).toUInt();
         memory_mib_ = properties.value(QStringLiteral("MemoryMiB")).toULongLong();
@@ -216,15 +224,13 @@ void HostConnection::onVmDefined(const QDBusMessage& message) {
     const QString path = arguments.at(1).value<QDBusObjectPath>().path();
     auto get_all = QDBusMessage::createMethodCall(kService, path, QLatin1String(kProperties), QStringLiteral("GetAll"));
     get_all << QLatin1String(kAtollVmInterface);
-    auto* watcher = new QDBusPendingCallWatcher(bus_.asyncCall(get_all), this);
     const quint64 generation = generation_;
-    QObject::connect(watcher, &QDBusPendingCallWatcher::finished, this, [this, path, generation](QDBusPendingCallWatcher* call) {
-        call->deleteLater();
-        QDBusPendingReply<QVariantMap> reply = *call;
-        if (reply.isError() || generation != generation_) return;  // undefined meanwhile, or reloaded
+    on_reply(bus_.asyncCall(get_all), this, [this, path, generation](const QDBusMessage& reply) {
+        // An error: undefined meanwhile. Another generation: reloaded, the load has it.
+        if (reply.type() != QDBusMessage::ReplyMessage || reply.arguments().isEmpty() || generation != generation_) return;
         VmInfo vm;
         vm.path = path;
-        apply_properties(vm, reply.value());
+        apply_properties(vm, qdbus_cast<QVariantMap>(reply.arguments().constFirst()));
         Q_EMIT vmUpdated(vm);
     });
 }

@@ -6,7 +6,6 @@
 
 #include <QAction>
 #include <QApplication>
-#include <QDBusPendingCallWatcher>
 #include <QFrame>
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -241,11 +240,8 @@ void MainWindow::run(const QString& verb, const QString& method, const QVariantL
     // Cancelled: the row goes at once, the reply is still watched so that a cancelled
     // operation that completes anyway (a Start that won the race) is undone.
     auto cancelled = std::make_shared<bool>(false);
-    auto* watcher = new QDBusPendingCallWatcher(selection.host->call_vm(path, method, arguments), this);
-    connect(watcher, &QDBusPendingCallWatcher::finished, this,
-            [this, watcher, finish_row, verb, name, cancelled, cancel, host, path] {
-                watcher->deleteLater();
-                const QDBusMessage reply = watcher->reply();
+    on_reply(selection.host->call_vm(path, method, arguments), this,
+             [this, finish_row, verb, name, cancelled, cancel, host, path](const QDBusMessage& reply) {
                 const bool failed = reply.type() == QDBusMessage::ErrorMessage;
                 if (*cancelled) {
                     if (!failed && cancel && host) cancel(host, path);
@@ -270,8 +266,7 @@ namespace {
 
 void force_stop(HostConnection* host, const QString& path) {
     // Allowed while a Start is in progress (dom0/README.md): the reply is not awaited.
-    auto* watcher = new QDBusPendingCallWatcher(host->call_vm(path, QStringLiteral("ForceStop")), host);
-    QObject::connect(watcher, &QDBusPendingCallWatcher::finished, watcher, &QObject::deleteLater);
+    on_reply(host->call_vm(path, QStringLiteral("ForceStop")), host, [](const QDBusMessage&) {});
 }
 
 }  // namespace

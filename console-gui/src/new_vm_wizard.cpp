@@ -4,8 +4,6 @@
 #include <QButtonGroup>
 #include <QCheckBox>
 #include <QComboBox>
-#include <QDBusPendingCallWatcher>
-#include <QDBusPendingReply>
 #include <QFileDialog>
 #include <QFormLayout>
 #include <QHBoxLayout>
@@ -150,6 +148,7 @@ NewVmWizard::NewVmWizard(const QVector<HostConnection*>& hosts, HostConnection* 
                                   : QString());
     };
     connect(host_, &QComboBox::currentIndexChanged, this, update_hint);
+    for (HostConnection* host : hosts) connect(host, &HostConnection::hostFactsChanged, this, update_hint);
     update_hint();
     auto update_boot_fields = [this] {
         const bool kernel = boot_->checkedId() == static_cast<int>(VmDraft::Boot::Kernel);
@@ -321,16 +320,13 @@ void NewVmWizard::accept() {
     button(QWizard::FinishButton)->setEnabled(false);
     button(QWizard::BackButton)->setEnabled(false);
     const QString name = draft().name;
-    auto* watcher = new QDBusPendingCallWatcher(target->define_vm(*json), this);
     QPointer<HostConnection> guarded = target;
-    connect(watcher, &QDBusPendingCallWatcher::finished, this, [this, watcher, submission, guarded, name] {
-        watcher->deleteLater();
+    on_reply(target->define_vm(*json), this, [this, submission, guarded, name](const QDBusMessage& reply) {
         if (submission != submission_) return;  // cancelled: the list shows the VM if atolld made it
         submitting_ = false;
         progress_->hide();
         button(QWizard::FinishButton)->setEnabled(true);
         button(QWizard::BackButton)->setEnabled(true);
-        const QDBusMessage reply = watcher->reply();
         if (reply.type() == QDBusMessage::ErrorMessage) {
             show_error(tr("atolld refused: %1").arg(describe_error(reply.errorName(), reply.errorMessage())));
             return;

@@ -9,7 +9,6 @@
 #include <QDBusArgument>
 #include <QDBusMessage>
 #include <QDBusObjectPath>
-#include <QDBusPendingCallWatcher>
 #include <QDBusUnixFileDescriptor>
 #include <QLabel>
 #include <QMenuBar>
@@ -38,6 +37,7 @@ ViewerWindow::ViewerWindow(const QDBusConnection& display_bus, const QString& vm
     scroll_->setWidgetResizable(true);
     scroll_->setAlignment(Qt::AlignCenter);
     scroll_->setFrameShape(QFrame::NoFrame);
+    scroll_->setBackgroundRole(QPalette::Dark);
     scroll_->viewport()->installEventFilter(this);
     setCentralWidget(scroll_);
     status_->setObjectName(QStringLiteral("viewerStatus"));
@@ -170,11 +170,8 @@ void ViewerWindow::fetch_surface() {
     auto message = QDBusMessage::createMethodCall(kDisplayService, path_, QLatin1String(api::kDisplayInterface),
                                                   QStringLiteral("GetSurface"));
     message << 0u;
-    auto* watcher = new QDBusPendingCallWatcher(bus_.asyncCall(message, 10000), this);
-    connect(watcher, &QDBusPendingCallWatcher::finished, this, [this, generation](QDBusPendingCallWatcher* call) {
-        call->deleteLater();
+    on_reply(bus_.asyncCall(message, 10000), this, [this, generation](const QDBusMessage& reply) {
         if (generation != fetch_generation_) return;  // a newer surface was asked for
-        const QDBusMessage reply = call->reply();
         if (reply.type() == QDBusMessage::ErrorMessage) {
             const QString name = reply.errorName();
             if (name == QLatin1String(api::kErrorNoSurface))

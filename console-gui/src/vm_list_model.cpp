@@ -39,6 +39,16 @@ QString state_icon_name(const QString& state) {
     return QStringLiteral("media-playback-stop");
 }
 
+QString host_status_label(HostConnection::Status status) {
+    switch (status) {
+    case HostConnection::Status::Connecting: return VmListModel::tr("Connecting…");
+    case HostConnection::Status::Connected: return VmListModel::tr("Connected");
+    case HostConnection::Status::NoService: return VmListModel::tr("atolld not running");
+    case HostConnection::Status::Failed: return VmListModel::tr("Unreachable");
+    }
+    return {};
+}
+
 }  // namespace
 
 VmListModel::VmListModel(QObject* parent) : QAbstractItemModel(parent), cpu_timer_(new QTimer(this)) {
@@ -171,17 +181,18 @@ QVariant VmListModel::data(const QModelIndex& index, int role) const {
                 return host->host_name().isEmpty() || host->host_name() == host->label()
                            ? host->label()
                            : tr("%1 (%2)").arg(host->label(), host->host_name());
-            case StateColumn: return host->status_text();
+            case StateColumn: return host_status_label(host->status());
             case VcpuColumn: return host->cpu_count() ? QVariant(host->cpu_count()) : QVariant();
             case MemoryColumn:
-                return host->memory_mib() ? QLocale().formattedDataSize(host->memory_mib() * 1024 * 1024) : QString();
-            case ReasonColumn: return host->address();
+                return host->memory_mib() ? QLocale().formattedDataSize(host->memory_mib() * 1024 * 1024, 1) : QString();
+            case ReasonColumn:
+                return host->status() == HostConnection::Status::Connected ? host->address() : host->status_text();
             }
             return {};
         }
         if (role == Qt::DecorationRole && index.column() == NameColumn)
             return QIcon::fromTheme(host->is_local() ? QStringLiteral("computer") : QStringLiteral("network-server"));
-        if (role == Qt::ToolTipRole) return host->address();
+        if (role == Qt::ToolTipRole) return tr("%1\n%2").arg(host->address(), host->status_text());
         return {};
     }
     const VmInfo* vm = vm_at(index);
@@ -193,7 +204,10 @@ QVariant VmListModel::data(const QModelIndex& index, int role) const {
         case NameColumn: return vm->name;
         case StateColumn: return state_label(vm->state);
         case VcpuColumn: return vm->vcpus;
-        case MemoryColumn: return QLocale().formattedDataSize(vm->memory_mib * 1024 * 1024);
+        case MemoryColumn:
+            // Whole units as the definition gives them: 512 MiB, 2 GiB.
+            return vm->memory_mib >= 1024 && vm->memory_mib % 1024 == 0 ? tr("%1 GiB").arg(vm->memory_mib / 1024)
+                                                                         : tr("%1 MiB").arg(vm->memory_mib);
         case CpuColumn: return vm->cpu_percent < 0 ? QString() : QStringLiteral("%1 %").arg(vm->cpu_percent, 0, 'f', 0);
         case ReasonColumn: return vm->reason;
         }

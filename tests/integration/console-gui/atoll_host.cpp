@@ -96,12 +96,15 @@ PrivateBus::~PrivateBus() {
 AtollHost::AtollHost() : dir_(QDir::tempPath() + QStringLiteral("/atoll-console-it-XXXXXX")) {}
 
 AtollHost::~AtollHost() {
-    if (atolld_.state() != QProcess::NotRunning) {
-        atolld_.terminate();
-        if (!atolld_.waitForFinished(10000)) atolld_.kill();
-        atolld_.waitForFinished(2000);
-    }
+    stop_atolld();
     kill_vmms_under(dir_.path());
+}
+
+void AtollHost::stop_atolld() {
+    if (atolld_.state() == QProcess::NotRunning) return;
+    atolld_.terminate();
+    if (!atolld_.waitForFinished(10000)) atolld_.kill();
+    atolld_.waitForFinished(2000);
 }
 
 QString AtollHost::guest(const QString& behaviour) const {
@@ -127,6 +130,10 @@ bool AtollHost::start(QString* why) {
         }
     }
     if (!bus_.start(dir_.path(), why)) return false;
+    return start_atolld(why);
+}
+
+bool AtollHost::start_atolld(QString* why) {
     atolld_.setProgram(QStringLiteral(ATOLLD_PATH));
     atolld_.setArguments({QStringLiteral("--bus-address"), address(), QStringLiteral("--database"),
                           dir_.path() + QStringLiteral("/state/atoll.db"), QStringLiteral("--runtime-dir"),

@@ -39,6 +39,9 @@ public:
     AtollHost();
     ~AtollHost();
     bool start(QString* why);
+    // atolld alone (the bus and the VMs stay): SIGTERM, then a new atolld on the same files.
+    void stop_atolld();
+    bool start_atolld(QString* why);
     QString address() const { return bus_.address(); }
     QString bus_socket() const { return bus_.socket_path(); }
     QString images() const { return dir_.path() + QStringLiteral("/images"); }

@@ -8,6 +8,7 @@
 #include <atoll/console/host_connection.h>
 #include <atoll/console/main_window.h>
 #include <atoll/console/new_vm_wizard.h>
+#include <atoll/console/viewer_window.h>
 #include <atoll/console/vm_list_model.h>
 
 #include <QAbstractButton>
@@ -312,16 +313,46 @@ private Q_SLOTS:
         QTRY_COMPARE_WITH_TIMEOUT(state_of(connection_b, QStringLiteral("gamma")), QStringLiteral("shut-off"), 10000);
         QVERIFY(host_a_->state(QStringLiteral("alpha")).startsWith(QStringLiteral("shut-off")));
 
+        // Screens are local: a remote VM's is refused in words, a local one opens a viewer window.
+        window_->showMessage(QString());
+        action("actionOpenViewer")->trigger();
+        QVERIFY2(window_->message_text().contains(QStringLiteral("runs on host-b")), qPrintable(window_->message_text()));
+        QVERIFY(window_->findChildren<ViewerWindow*>().isEmpty());
+        select(connection_a_, QStringLiteral("alpha"));
+        action("actionOpenViewer")->trigger();
+        QPointer<ViewerWindow> viewer = window_->findChild<ViewerWindow*>();
+        QVERIFY(viewer);
+        QCOMPARE(viewer->vm_name(), QStringLiteral("alpha"));
+        QTRY_COMPARE(viewer->status_text(), QStringLiteral("No screen"));
+        action("actionOpenViewer")->trigger();  // the same window again, not a second one
+        QCOMPARE(window_->findChildren<ViewerWindow*>().size(), 1);
+        viewer->close();
+        QTRY_VERIFY(viewer.isNull());
+
         // A host that cannot be reached says so and leaves the others alone.
         auto* nowhere = new HostConnection(QStringLiteral("nowhere"), QStringLiteral("unix:path=/nonexistent/bus"), model_.get());
         model_->add_host(nowhere);
         nowhere->open();
         QTRY_COMPARE_WITH_TIMEOUT(nowhere->status(), HostConnection::Status::Failed, 10000);
-        QVERIFY(model_->data(model_->host_index(nowhere).siblingAtColumn(VmListModel::StateColumn))
-                    .toString()
-                    .contains(QStringLiteral("Cannot reach")));
+        const QModelIndex nowhere_row = model_->host_index(nowhere);
+        QCOMPARE(nowhere_row.siblingAtColumn(VmListModel::StateColumn).data().toString(), QStringLiteral("Unreachable"));
+        QVERIFY2(nowhere_row.siblingAtColumn(VmListModel::ReasonColumn).data().toString().contains(QStringLiteral("Cannot reach the bus")),
+                 qPrintable(nowhere_row.siblingAtColumn(VmListModel::ReasonColumn).data().toString()));
         QCOMPARE(model_->rowCount(), 3);
         QVERIFY(model_->vm_index(connection_b, QStringLiteral("gamma")).isValid());
+
+        // atolld going away empties its host's list and says why; a new atolld is followed again.
+        host_b_->stop_atolld();
+        QTRY_COMPARE_WITH_TIMEOUT(connection_b->status(), HostConnection::Status::NoService, 10000);
+        QCOMPARE(model_->rowCount(model_->host_index(connection_b)), 0);
+        QCOMPARE(model_->host_index(connection_b).siblingAtColumn(VmListModel::StateColumn).data().toString(),
+                 QStringLiteral("atolld not running"));
+        QVERIFY(model_->vm_index(connection_a_, QStringLiteral("alpha")).isValid());
+        QVERIFY2(host_b_->start_atolld(&error), qPrintable(error));
+        QTRY_VERIFY_WITH_TIMEOUT(model_->vm_index(connection_b, QStringLiteral("gamma")).isValid(), 15000);
+        QCOMPARE(connection_b->status(), HostConnection::Status::Connected);
+        QVERIFY(host_b_->define(QStringLiteral("epsilon")));
+        QTRY_VERIFY_WITH_TIMEOUT(model_->vm_index(connection_b, QStringLiteral("epsilon")).isValid(), 10000);
 
         const QImage both = window_->grab().toImage();
         QVERIFY(both.save(QStringLiteral(ARTIFACT_DIR "/main-window-two-hosts.png")));

@@ -8,9 +8,12 @@
 #include <atoll/console/vm_info.h>
 
 #include <QDBusConnection>
+#include <QDBusMessage>
 #include <QDBusPendingCall>
 #include <QObject>
 #include <QStringList>
+
+#include <functional>
 
 class QDBusMessage;
 class QDBusServiceWatcher;
@@ -89,6 +92,12 @@ private:
     QStringList storage_directories_;
     quint64 generation_ = 0;  // load() replies of an older generation are dropped
 };
+
+// Calls `handler` with the reply of `call` from `context`'s event loop, never
+// before this returns; nothing once `context` is gone. Unlike a bare
+// QDBusPendingCallWatcher (Qt 6.4) it also answers calls that failed at once,
+// such as any call on a connection that is closed.
+void on_reply(const QDBusPendingCall& call, QObject* context, std::function<void(const QDBusMessage&)> handler);
 
 // A D-Bus error in words for a person: atolld's message, or what the bus said.
 QString describe_error(const QString& error_name, const QString& message);
