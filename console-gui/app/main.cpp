@@ -8,8 +8,10 @@
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QDBusConnection>
+#include <QThread>
 
 #include <cstdio>
+#include <memory>
 #include <unistd.h>
 
 int main(int argc, char** argv) {
@@ -58,14 +60,15 @@ int main(int argc, char** argv) {
     if (display.isEmpty())
         display = geteuid() == 0 || qEnvironmentVariableIsEmpty("DBUS_SESSION_BUS_ADDRESS") ? QStringLiteral("system")
                                                                                              : QStringLiteral("session");
+    // Opened on a thread like the hosts' buses: the window never waits for a bus.
     atl::console::MainWindowOptions options;
-    // A local socket, quick to open; when it is unreachable, viewers say so.
-    if (display == QLatin1String("system"))
-        options.display_bus = QDBusConnection::connectToBus(QDBusConnection::SystemBus, QStringLiteral("atoll-display"));
-    else if (display == QLatin1String("session"))
-        options.display_bus = QDBusConnection::connectToBus(QDBusConnection::SessionBus, QStringLiteral("atoll-display"));
-    else
-        options.display_bus = QDBusConnection::connectToBus(display, QStringLiteral("atoll-display"));
+    options.display_connection = QStringLiteral("atoll-display");
+    std::unique_ptr<QThread> display_opener(QThread::create([display, name = options.display_connection] {
+        if (display == QLatin1String("system")) QDBusConnection::connectToBus(QDBusConnection::SystemBus, name);
+        else if (display == QLatin1String("session")) QDBusConnection::connectToBus(QDBusConnection::SessionBus, name);
+        else QDBusConnection::connectToBus(display, name);
+    }));
+    display_opener->start();
 
     atl::console::VmListModel model;
     for (const auto& spec : hosts) {
@@ -75,5 +78,7 @@ int main(int argc, char** argv) {
     }
     atl::console::MainWindow window(&model, options);
     window.show();
-    return QApplication::exec();
+    const int status = QApplication::exec();
+    display_opener->wait();  // a thread may not outlive the application
+    return status;
 }

@@ -6,6 +6,7 @@
 
 #include <QAction>
 #include <QApplication>
+#include <QDBusConnection>
 #include <QFrame>
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -339,7 +340,7 @@ void MainWindow::openViewer() {
             return;
         }
     }
-    auto* viewer = new ViewerWindow(options_.display_bus, selection.name, this);
+    auto* viewer = new ViewerWindow(QDBusConnection(options_.display_connection), selection.name, this);
     viewer->setWindowFlag(Qt::Window);
     viewer->setProperty("atollKey", key);
     viewer->setAttribute(Qt::WA_DeleteOnClose);

@@ -197,6 +197,26 @@ private Q_SLOTS:
         QVERIFY(resize["width"].get<int>() > 400);
     }
 
+    void aDisplayThatComesLaterAndGoes() {
+        ViewerWindow late(QDBusConnection(QStringLiteral("viewer-test")), QStringLiteral("late"));
+        late.set_scaled(false);
+        late.set_resize_with_window(false);
+        late.show();
+        QTRY_COMPARE_WITH_TIMEOUT(late.status_text(), QStringLiteral("No screen"), 5000);
+        auto vmm = FakeVmm::connect((dir_.path() + QStringLiteral("/display.sock")).toStdString());
+        QVERIFY(vmm && vmm->hello("late"));
+        auto surface = SharedSurface::create(128, 96, 512, 0, F_SEAL_SHRINK | F_SEAL_GROW);
+        surface->fill(7);
+        QVERIFY(vmm->send_surface(*surface));
+        // DisplayAdded (or the surface's SurfaceChanged) brings it without asking again.
+        QTRY_COMPARE_WITH_TIMEOUT(late.surface_size(), QSize(128, 96), 5000);
+        const QImage image = late.display_widget()->grab().toImage();
+        QCOMPARE(image.pixel(100, 50) & 0xffffff, pattern_pixel(100, 50, 7));
+        vmm.reset();  // the VMM goes: the display object goes with it
+        QTRY_VERIFY_WITH_TIMEOUT(late.surface_size().isEmpty(), 5000);
+        QCOMPARE(late.status_text(), QStringLiteral("No screen"));
+    }
+
     void surfaceGoneSaysSo() {
         QVERIFY(vmm_->send({{"type", "disable"}, {"scanout", 0}}));
         QTRY_VERIFY_WITH_TIMEOUT(viewer_->surface_size().isEmpty(), 5000);

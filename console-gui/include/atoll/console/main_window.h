@@ -4,7 +4,6 @@
 // Cancel button, and a failure shows atolld's message in the message bar.
 #pragma once
 
-#include <QDBusConnection>
 #include <QMainWindow>
 #include <QPointer>
 
@@ -24,8 +23,9 @@ class VmListModel;
 struct VmInfo;
 
 struct MainWindowOptions {
-    // The bus of the local atoll-display (org.atoll.Display1) for viewers.
-    QDBusConnection display_bus{QString()};
+    // The named QDBusConnection of the local atoll-display's bus
+    // (org.atoll.Display1) for viewers; it may still be opening.
+    QString display_connection;
     int shutdown_timeout_s = 60;
 };
 
