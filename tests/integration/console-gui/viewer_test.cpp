@@ -16,6 +16,7 @@
 #include <QProcess>
 #include <QTest>
 #include <QThread>
+#include <QWheelEvent>
 
 #include <fcntl.h>
 #include <linux/input-event-codes.h>
@@ -167,19 +168,26 @@ private Q_SLOTS:
     void pointerReachesTheLink() {
         QWidget* display = viewer_->display_widget();
         heard_.clear();
-        // 1:1: widget pixel (x, y) is surface pixel (x, y) of the 400x240 surface.
-        QTest::mouseClick(display, Qt::LeftButton, Qt::NoModifier, QPoint(200, 120));
-        const uint32_t x = 200u * 32767 / 399, y = 120u * 32767 / 239;
+        // 1:1: one surface pixel per device pixel of the 400x240 surface (HiDPI: ratio device pixels per point).
+        const int ratio = qRound(display->devicePixelRatioF());
+        auto tablet = [](int pixel, int size) { return static_cast<uint32_t>(pixel * 32767 / (size - 1)); };
+        QTest::mouseClick(display, Qt::LeftButton, Qt::NoModifier, QPoint(100, 60));
+        const uint32_t x = tablet(100 * ratio, 400), y = tablet(60 * ratio, 240);
         auto at = [x, y](const json& m) { return m["x"].get<uint32_t>() == x && m["y"].get<uint32_t>() == y; };
         QTRY_VERIFY_WITH_TIMEOUT(!heard("pointer", [&](const json& m) { return at(m) && m["buttons"] == 1; }).empty(), 5000);
         QTRY_VERIFY_WITH_TIMEOUT(!heard("pointer", [&](const json& m) { return at(m) && m["buttons"] == 0; }).empty(), 5000);
-        // (QTest takes QPoint(0, 0) for "the centre": use the next pixel.)
+        // (QTest takes QPoint(0, 0) for "the centre": use the next point.)
         QTest::mouseClick(display, Qt::RightButton, Qt::NoModifier, QPoint(1, 1));
-        const uint32_t x1 = 32767u / 399, y1 = 32767u / 239;
+        const uint32_t x1 = tablet(ratio, 400), y1 = tablet(ratio, 240);
         QTRY_VERIFY_WITH_TIMEOUT(!heard("pointer", [&](const json& m) {
                                       return m["x"] == x1 && m["y"] == y1 && m["buttons"] == 2;
                                   }).empty(),
                                  5000);
+        // The wheel: one notch away from the user is one step.
+        QWheelEvent wheel(QPointF(50, 50), display->mapToGlobal(QPointF(50, 50)), QPoint(), QPoint(0, 120), Qt::NoButton,
+                          Qt::NoModifier, Qt::NoScrollPhase, false);
+        QApplication::sendEvent(display, &wheel);
+        QTRY_VERIFY_WITH_TIMEOUT(!heard("wheel", [](const json& m) { return m["dy"] == 1; }).empty(), 5000);
     }
 
     void windowResizeRequestsTheSize() {
