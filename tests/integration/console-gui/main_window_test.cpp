@@ -234,6 +234,30 @@ private Q_SLOTS:
         QVERIFY2(host_a_->state(halter).startsWith(QStringLiteral("shut-off")), qPrintable(host_a_->state(halter)));
     }
 
+    void keyboardAlone() {
+        // Focus in the list, arrows to the VM, shortcuts for the actions.
+        window_->activateWindow();
+        QVERIFY(QTest::qWaitForWindowActive(window_.get()));
+        window_->view()->setFocus();
+        select(connection_a_, QStringLiteral("alpha"));
+        QTest::keyClick(window_->view(), Qt::Key_Down);
+        QCOMPARE(window_->view()->currentIndex().data().toString(), QStringLiteral("beta"));
+        QTest::keyClick(window_->view(), Qt::Key_R, Qt::ControlModifier);  // Start
+        QTRY_COMPARE_WITH_TIMEOUT(state_of(connection_a_, QStringLiteral("beta")), QStringLiteral("running"), 30000);
+        QTRY_VERIFY(action("actionForceOff")->isEnabled());
+        QTest::keyClick(window_->view(), Qt::Key_D, Qt::ControlModifier | Qt::ShiftModifier);  // Force off
+        QTRY_COMPARE_WITH_TIMEOUT(state_of(connection_a_, QStringLiteral("beta")), QStringLiteral("shut-off"), 30000);
+        QVERIFY(host_a_->state(QStringLiteral("beta")).startsWith(QStringLiteral("shut-off")));
+        QTRY_COMPARE_WITH_TIMEOUT(window_->operations_in_flight(), 0, 10000);
+        // The wizard opens from the keyboard and Escape leaves it.
+        QTest::keyClick(window_->view(), Qt::Key_N, Qt::ControlModifier);
+        QPointer<NewVmWizard> wizard = window_->findChild<NewVmWizard*>();
+        QVERIFY(wizard);
+        QTRY_VERIFY(wizard->isVisible());
+        QTest::keyClick(wizard, Qt::Key_Escape);
+        QTRY_VERIFY(wizard.isNull());
+    }
+
     void deleteAsksFirst() {
         const QString beta = QStringLiteral("beta");
         select(connection_a_, beta);
