@@ -200,8 +200,12 @@ private Q_SLOTS:
         QTRY_COMPARE_WITH_TIMEOUT(state_of(connection_a_, alpha), QStringLiteral("running"), 10000);
         QTRY_COMPARE_WITH_TIMEOUT(window_->operations_in_flight(), 0, 10000);
 
+        // CPU use of a local VM: sampled from its atoll-vmm every 2 s.
+        QTRY_VERIFY_WITH_TIMEOUT(cell(connection_a_, alpha, VmListModel::CpuColumn).endsWith(QStringLiteral(" %")), 8000);
+
         action("actionShutdown")->trigger();
         QTRY_COMPARE_WITH_TIMEOUT(state_of(connection_a_, alpha), QStringLiteral("shut-off"), 30000);
+        QTRY_VERIFY(cell(connection_a_, alpha, VmListModel::CpuColumn).isEmpty());
         QVERIFY2(host_a_->state(alpha).contains(QStringLiteral("the guest powered off")), qPrintable(host_a_->state(alpha)));
         QCOMPARE(cell(connection_a_, alpha, VmListModel::ReasonColumn), QStringLiteral("the guest powered off"));
 

@@ -114,7 +114,8 @@ private Q_SLOTS:
         QTRY_VERIFY_WITH_TIMEOUT(shows(*surface_, 1), 5000);
         QCOMPARE(viewer_->status_text(), QStringLiteral("320 × 200"));
         QVERIFY(QDir().mkpath(QStringLiteral(ARTIFACT_DIR)));
-        QVERIFY(viewer_->grab().save(QStringLiteral(ARTIFACT_DIR "/viewer.png")));
+        const bool hidpi = viewer_->devicePixelRatioF() > 1;
+        QVERIFY(viewer_->grab().save(hidpi ? QStringLiteral(ARTIFACT_DIR "/viewer-hidpi.png") : QStringLiteral(ARTIFACT_DIR "/viewer.png")));
     }
 
     void redrawsDamage() {
