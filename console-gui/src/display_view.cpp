@@ -5,6 +5,7 @@
 #include <QGuiApplication>
 #include <QKeyEvent>
 #include <QPainter>
+#include <QPixmap>
 #include <QPalette>
 
 #include <QtMath>
@@ -93,6 +94,29 @@ void DisplayView::damage(const QRect& rect) {
     update(QRectF(target.x() + rect.x() * sx, target.y() + rect.y() * sy, rect.width() * sx, rect.height() * sy)
                .toAlignedRect()
                .adjusted(-1, -1, 1, 1));
+}
+
+Result<void> DisplayView::set_cursor(uint32_t width, uint32_t height, uint32_t hot_x, uint32_t hot_y,
+                                     const QByteArray& argb) {
+    // virtio-gpu cursors are at most 64x64 (display-protocol.md, "cursor").
+    if (width == 0 || height == 0 || width > 64 || height > 64 || hot_x >= width || hot_y >= height)
+        return make_error("cursor size or hot spot out of range");
+    if (static_cast<uint64_t>(argb.size()) != uint64_t{width} * height * 4)
+        return make_error("cursor pixels do not match its size");
+    // ARGB8888 little-endian is QImage::Format_ARGB32 (not premultiplied) byte for byte.
+    QImage image(reinterpret_cast<const uchar*>(argb.constData()), static_cast<int>(width), static_cast<int>(height),
+                 static_cast<qsizetype>(width) * 4, QImage::Format_ARGB32);
+    QPixmap pixmap = QPixmap::fromImage(image.copy());
+    // One guest pixel per device pixel, as the screen at 1:1.
+    pixmap.setDevicePixelRatio(devicePixelRatioF());
+    guest_cursor_ = QCursor(pixmap, qRound(hot_x / devicePixelRatioF()), qRound(hot_y / devicePixelRatioF()));
+    if (cursor_visible_) setCursor(guest_cursor_);
+    return {};
+}
+
+void DisplayView::set_cursor_visible(bool visible) {
+    cursor_visible_ = visible;
+    setCursor(visible ? guest_cursor_ : QCursor(Qt::BlankCursor));
 }
 
 void DisplayView::set_scaled(bool scaled) {

@@ -5,6 +5,7 @@
 
 #include <atoll/result.h>
 
+#include <QCursor>
 #include <QImage>
 #include <QSet>
 #include <QWidget>
@@ -24,6 +25,12 @@ public:
     void damage(const QRect& rect);  // surface coordinates
     QSize surface_size() const { return image_.size(); }
     bool has_surface() const { return !image_.isNull(); }
+
+    // The guest's cursor as the local pointer's shape (the tablet is absolute,
+    // so the two are at the same place). `argb`: ARGB8888 little-endian.
+    Result<void> set_cursor(uint32_t width, uint32_t height, uint32_t hot_x, uint32_t hot_y, const QByteArray& argb);
+    void set_cursor_visible(bool visible);
+    bool guest_cursor_visible() const { return cursor_visible_; }
 
     void set_scaled(bool scaled);
     bool scaled() const { return scaled_; }
@@ -60,6 +67,8 @@ private:
     QImage image_;  // over the mapping, no copy
     QString placeholder_;
     bool scaled_ = true;
+    QCursor guest_cursor_{Qt::ArrowCursor};
+    bool cursor_visible_ = true;
     uint32_t buttons_ = 0;
     QSet<uint32_t> pressed_;
     int wheel_remainder_ = 0;

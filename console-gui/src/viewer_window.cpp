@@ -115,6 +115,8 @@ ViewerWindow::ViewerWindow(const QDBusConnection& display_bus, const QString& vm
     bus_.connect(kDisplayService, path_, display_interface, QStringLiteral("SurfaceDisabled"), this,
                  SLOT(onSurfaceDisabled(QDBusMessage)));
     bus_.connect(kDisplayService, path_, display_interface, QStringLiteral("Damage"), this, SLOT(onDamage(QDBusMessage)));
+    bus_.connect(kDisplayService, path_, display_interface, QStringLiteral("CursorChanged"), this,
+                 SLOT(onCursorChanged(QDBusMessage)));
     bus_.connect(kDisplayService, QLatin1String(api::kManagerPath), manager_interface, QStringLiteral("DisplayAdded"),
                  this, SLOT(onDisplayAdded(QDBusMessage)));
     bus_.connect(kDisplayService, QLatin1String(api::kManagerPath), manager_interface, QStringLiteral("DisplayRemoved"),
@@ -122,6 +124,7 @@ ViewerWindow::ViewerWindow(const QDBusConnection& display_bus, const QString& vm
     view_->setFocus();
     resize(800, 600);
     fetch_surface();
+    fetch_cursor();
 }
 
 ViewerWindow::~ViewerWindow() = default;
@@ -209,6 +212,32 @@ void ViewerWindow::fetch_surface() {
     });
 }
 
+void ViewerWindow::fetch_cursor() {
+    const quint64 generation = ++cursor_generation_;
+    auto message = QDBusMessage::createMethodCall(kDisplayService, path_, QLatin1String(api::kDisplayInterface),
+                                                  QStringLiteral("GetCursor"));
+    message << 0u;
+    on_reply(bus_.asyncCall(message, 10000), this, [this, generation](const QDBusMessage& reply) {
+        if (generation != cursor_generation_ || reply.type() != QDBusMessage::ReplyMessage) return;
+        const QVariantList values = reply.arguments();
+        if (values.size() < 8) return;
+        const uint32_t width = values.at(5).toUInt(), height = values.at(6).toUInt();
+        if (width != 0 && height != 0) {
+            const Result<void> set = view_->set_cursor(width, height, values.at(3).toUInt(), values.at(4).toUInt(),
+                                                       values.at(7).toByteArray());
+            if (!set) return;  // a shape we cannot show: the local pointer stays as it was
+        }
+        view_->set_cursor_visible(values.at(0).toBool() || width == 0);
+    });
+}
+
+void ViewerWindow::onCursorChanged(const QDBusMessage& message) {
+    const QVariantList arguments = message.arguments();
+    if (arguments.size() < 5 || arguments.at(0).toUInt() != 0) return;
+    if (arguments.at(4).toBool()) fetch_cursor();
+    else view_->set_cursor_visible(arguments.at(1).toBool());
+}
+
 void ViewerWindow::onSurfaceChanged(const QDBusMessage& message) {
     const QVariantList arguments = message.arguments();
     if (arguments.size() >= 5 && arguments.at(0).toUInt() == 0) fetch_surface();
@@ -237,7 +266,9 @@ void ViewerWindow::onDamage(const QDBusMessage& message) {
 }
 
 void ViewerWindow::onDisplayAdded(const QDBusMessage& message) {
-    if (message.arguments().value(0).toString() == vm_name_) fetch_surface();
+    if (message.arguments().value(0).toString() != vm_name_) return;
+    fetch_surface();
+    fetch_cursor();
 }
 
 void ViewerWindow::onDisplayRemoved(const QDBusMessage& message) {

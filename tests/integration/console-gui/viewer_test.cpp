@@ -191,6 +191,25 @@ private Q_SLOTS:
         QTRY_VERIFY_WITH_TIMEOUT(!heard("wheel", [](const json& m) { return m["dy"] == 1; }).empty(), 5000);
     }
 
+    void guestCursorShape() {
+        QWidget* display = viewer_->display_widget();
+        std::vector<uint32_t> argb(8 * 8, 0xff112233);
+        argb[0] = 0x80ff0000;
+        QVERIFY(vmm_->send_cursor(10, 10, true, 8, 8, 2, 3, argb));
+        QTRY_COMPARE_WITH_TIMEOUT(display->cursor().shape(), Qt::BitmapCursor, 5000);
+        const QPixmap pixmap = display->cursor().pixmap();
+        const qreal ratio = display->devicePixelRatioF();
+        QCOMPARE(pixmap.size(), QSize(8, 8));  // device pixels
+        const QImage image = pixmap.toImage().convertToFormat(QImage::Format_ARGB32);
+        QCOMPARE(image.pixel(4, 4), 0xff112233u);
+        QCOMPARE(qAlpha(image.pixel(0, 0)), 0x80);
+        QCOMPARE(display->cursor().hotSpot(), QPoint(qRound(2 / ratio), qRound(3 / ratio)));
+        QVERIFY(vmm_->send({{"type", "cursor"}, {"scanout", 0}, {"x", 10}, {"y", 10}, {"visible", false}}));
+        QTRY_COMPARE_WITH_TIMEOUT(display->cursor().shape(), Qt::BlankCursor, 5000);
+        QVERIFY(vmm_->send({{"type", "cursor"}, {"scanout", 0}, {"x", 12}, {"y", 10}, {"visible", true}}));
+        QTRY_COMPARE_WITH_TIMEOUT(display->cursor().shape(), Qt::BitmapCursor, 5000);
+    }
+
     void windowResizeRequestsTheSize() {
         heard_.clear();
         viewer_->set_scaled(true);

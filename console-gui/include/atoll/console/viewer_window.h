@@ -48,9 +48,11 @@ private Q_SLOTS:
     void onDamage(const QDBusMessage& message);
     void onDisplayAdded(const QDBusMessage& message);
     void onDisplayRemoved(const QDBusMessage& message);
+    void onCursorChanged(const QDBusMessage& message);
 
 private:
     void fetch_surface();
+    void fetch_cursor();
     void call(const QString& method, const QVariantList& arguments);
     void request_resize();
     void set_status(const QString& text);
@@ -65,6 +67,7 @@ private:
     QTimer* resize_timer_;
     quint64 serial_ = 0;
     quint64 fetch_generation_ = 0;
+    quint64 cursor_generation_ = 0;
     QSize last_requested_;
 };
 
