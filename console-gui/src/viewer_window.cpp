@@ -73,6 +73,8 @@ ViewerWindow::ViewerWindow(const QDBusConnection& display_bus, const QString& vm
     QAction* close_action = view_menu->addAction(QIcon::fromTheme(QStringLiteral("window-close")), tr("&Close"));
     close_action->setShortcut(QKeySequence(tr("Ctrl+Alt+W")));
     connect(close_action, &QAction::triggered, this, &QWidget::close);
+    // Also on the window: a hidden menu bar (fullscreen) takes its actions' shortcuts with it.
+    addActions(view_menu->actions());
 
     QMenu* keys = menuBar()->addMenu(tr("Send &key"));
     keys->setObjectName(QStringLiteral("sendKeyMenu"));

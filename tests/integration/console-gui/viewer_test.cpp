@@ -225,6 +225,22 @@ private Q_SLOTS:
         QVERIFY(resize["width"].get<int>() > 400);
     }
 
+    void ctrlAltKeysAreTheViewers() {
+        viewer_->activateWindow();
+        QVERIFY(QTest::qWaitForWindowActive(viewer_.get()));
+        QWidget* display = viewer_->display_widget();
+        display->setFocus();
+        heard_.clear();
+        QTest::keyClick(display, Qt::Key_F, Qt::ControlModifier | Qt::AltModifier);
+        QTRY_VERIFY(viewer_->isFullScreen());
+        QTest::keyClick(display, Qt::Key_F, Qt::ControlModifier | Qt::AltModifier);
+        QTRY_VERIFY(!viewer_->isFullScreen());
+        // The F never reached the guest; other keys with Ctrl do.
+        QTest::keyClick(display, Qt::Key_C, Qt::ControlModifier);
+        QTRY_VERIFY_WITH_TIMEOUT(!heard("key", [](const json& m) { return m["code"] == KEY_C; }).empty(), 5000);
+        QVERIFY(heard("key", [](const json& m) { return m["code"] == KEY_F; }).empty());
+    }
+
     void aDisplayThatComesLaterAndGoes() {
         ViewerWindow late(QDBusConnection(QStringLiteral("viewer-test")), QStringLiteral("late"));
         late.set_scaled(false);
