@@ -15,6 +15,11 @@
 #include <QAction>
 #include <QApplication>
 #include <QDir>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLabel>
 #include <QLineEdit>
 #include <QMessageBox>
 #include <QPointer>
@@ -137,6 +142,47 @@ private Q_SLOTS:
         QTRY_COMPARE(window_->view()->currentIndex().data().toString(), QStringLiteral("beta"));
     }
 
+    void wizardDiskBootNetworkAndDisplay() {
+        QFile disk(host_a_->images() + QStringLiteral("/web.img"));
+        QVERIFY(disk.open(QIODevice::WriteOnly));
+        QVERIFY(disk.resize(1024 * 1024));
+        disk.close();
+        window_->newVm();
+        QPointer<NewVmWizard> wizard = window_->findChild<NewVmWizard*>();
+        QVERIFY(wizard);
+        QTest::keyClicks(wizard->findChild<QLineEdit*>(QStringLiteral("name")), QStringLiteral("diskful"));
+        auto* vcpus = wizard->findChild<QSpinBox*>(QStringLiteral("vcpus"));
+        vcpus->setValue(2);
+        wizard->next();
+        wizard->findChild<QRadioButton*>(QStringLiteral("bootDisk"))->click();
+        QVERIFY(!wizard->findChild<QLineEdit*>(QStringLiteral("kernel"))->isEnabled());
+        wizard->next();
+        QCOMPARE(wizard->currentId(), static_cast<int>(NewVmWizard::BootPage));  // no disk image yet
+        QVERIFY2(wizard->error_text().contains(QStringLiteral("disk image")), qPrintable(wizard->error_text()));
+        QTest::keyClicks(wizard->findChild<QLineEdit*>(QStringLiteral("disk")), disk.fileName());
+        wizard->next();
+        QCOMPARE(wizard->currentId(), static_cast<int>(NewVmWizard::NetworkPage));
+        wizard->findChild<QRadioButton*>(QStringLiteral("netUser"))->click();
+        QTest::keyClicks(wizard->findChild<QLineEdit*>(QStringLiteral("forwards")), QStringLiteral("tcp:8080:80, udp:5353:53"));
+        wizard->next();
+        QVERIFY(wizard->findChild<QLabel*>(QStringLiteral("summary"))->text().contains(QStringLiteral("diskful")));
+        wizard->button(QWizard::FinishButton)->click();
+        QTRY_VERIFY_WITH_TIMEOUT(wizard.isNull(), 10000);
+        const auto info = host_a_->atollctl({QStringLiteral("--json"), QStringLiteral("info"), QStringLiteral("diskful")});
+        QCOMPARE(info.exit_code, 0);
+        const QJsonObject config = QJsonDocument::fromJson(info.out.toUtf8()).object()[QStringLiteral("Config")].toObject();
+        QCOMPARE(config[QStringLiteral("vcpus")].toInt(), 2);
+        QCOMPARE(config[QStringLiteral("boot")].toObject()[QStringLiteral("disk")].toInt(-1), 0);
+        QCOMPARE(config[QStringLiteral("disks")].toArray()[0].toObject()[QStringLiteral("path")].toString(), disk.fileName());
+        const QJsonObject net = config[QStringLiteral("nets")].toArray()[0].toObject();
+        QCOMPARE(net[QStringLiteral("mode")].toString(), QStringLiteral("user"));
+        QCOMPARE(net[QStringLiteral("host_forwards")].toArray().size(), 2);
+        QVERIFY(config[QStringLiteral("display")].isObject());
+        QTRY_VERIFY_WITH_TIMEOUT(model_->vm_index(connection_a_, QStringLiteral("diskful")).isValid(), 10000);
+        QCOMPARE(host_a_->atollctl({QStringLiteral("undefine"), QStringLiteral("diskful")}).exit_code, 0);
+        QTRY_VERIFY_WITH_TIMEOUT(!model_->vm_index(connection_a_, QStringLiteral("diskful")).isValid(), 10000);
+    }
+
     void wizardRefusesMemoryZeroInWords() {
         QPointer<NewVmWizard> wizard = fill_wizard(QStringLiteral("zero"), 0, QString());
         QVERIFY(wizard);
@@ -198,6 +244,13 @@ private Q_SLOTS:
         QTRY_COMPARE_WITH_TIMEOUT(state_of(connection_a_, alpha), QStringLiteral("paused"), 10000);
         window_->resumeVm();
         QTRY_COMPARE_WITH_TIMEOUT(state_of(connection_a_, alpha), QStringLiteral("running"), 10000);
+        QTRY_COMPARE_WITH_TIMEOUT(window_->operations_in_flight(), 0, 10000);
+
+        // Reboot: the state stays, BootCount (PropertiesChanged) counts it.
+        const unsigned boots = model_->vm_at(model_->vm_index(connection_a_, alpha))->boot_count;
+        action("actionReboot")->trigger();
+        QTRY_VERIFY_WITH_TIMEOUT(model_->vm_at(model_->vm_index(connection_a_, alpha))->boot_count > boots, 10000);
+        QCOMPARE(state_of(connection_a_, alpha), QStringLiteral("running"));
         QTRY_COMPARE_WITH_TIMEOUT(window_->operations_in_flight(), 0, 10000);
 
         // CPU use of a local VM: sampled from its atoll-vmm every 2 s.
