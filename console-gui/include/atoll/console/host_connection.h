@@ -15,7 +15,6 @@
 
 #include <functional>
 
-class QDBusMessage;
 class QDBusServiceWatcher;
 class QThread;
 
