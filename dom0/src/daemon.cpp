@@ -30,6 +30,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <sstream>
 
 #ifndef ATOLL_VERSION
 #define ATOLL_VERSION "0.0.0"
@@ -738,6 +739,25 @@ Daemon::~Daemon() {
     impl_->display_watcher.reset();
     impl_->supervisor.reset();  // the VMMs keep running
     if (impl_->lock_fd >= 0) close(impl_->lock_fd);
+}
+
+uint64_t process_cpu_time_ns(int64_t pid) {
+    if (pid <= 0) return 0;
+    std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+    std::string text;
+    if (!std::getline(file, text)) return 0;
+    // proc(5): the command name is in parentheses and may hold spaces; utime and
+    // stime are fields 14 and 15, the 12th and 13th after the closing one.
+    const auto close = text.rfind(')');
+    if (close == std::string::npos) return 0;
+    std::istringstream fields(text.substr(close + 1));
+    std::string field;
+    uint64_t ticks = 0;
+    for (int index = 1; index <= 13 && fields >> field; ++index) {
+        if (index >= 12) ticks += std::strtoull(field.c_str(), nullptr, 10);
+    }
+    const long per_second = sysconf(_SC_CLK_TCK);
+    return per_second > 0 ? ticks * (1'000'000'000ull / static_cast<uint64_t>(per_second)) : 0;
 }
 
 std::string default_vmm_path() {

@@ -255,6 +255,7 @@ private:
     uint32_t VmmPid() override { return static_cast<uint32_t>(status().pid); }
     uint32_t BootCount() override { return status().boot_count; }
     uint64_t StartedAt() override { return status().started_unix_us; }
+    uint64_t CpuTimeNs() override { return process_cpu_time_ns(status().pid); }
     std::string VncAddress() override {
         const auto vnc = status().vnc;
         return vnc ? make_valid_utf8(vnc_address_text(*vnc)) : std::string();

@@ -144,6 +144,9 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// CPU time (user + system) of a process so far, from /proc; 0 if it is gone.
+uint64_t process_cpu_time_ns(int64_t pid);
+
 // Where atoll-vmm is looked for when no path is given: in a build tree
 // (../hypervisor/atoll-vmm from the running program), beside the running
 // program (installed), else /usr/lib/atoll/atoll-vmm.
