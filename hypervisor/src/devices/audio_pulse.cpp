@@ -29,6 +29,8 @@ constexpr uint32_t kCaptureFragmentMs = 10;
 constexpr uint32_t kCaptureBacklogMs = 500;
 // The anti-click tail after the guest's last frame.
 constexpr uint32_t kFadeOutMs = 3;
+// Playback kept while the server creates the stream (the guest's pre-buffer).
+constexpr uint32_t kUnsentLimitMs = 1000;
 
 pa_sample_format_t pulse_format(AudioSample sample) {
     switch (sample) {
@@ -64,6 +66,7 @@ public:
     AudioDirection direction() const { return direction_; }
 
 private:
+    static void on_state(pa_stream* stream, void* self);
     static void on_underflow(pa_stream* stream, void* self);
     static void on_read(pa_stream* stream, size_t bytes, void* self);
     bool ready() const { return stream_ && pa_stream_get_state(stream_) == PA_STREAM_READY; }
@@ -76,6 +79,7 @@ private:
     pa_stream* stream_ = nullptr;
     bool running_ = false;
     std::vector<uint8_t> last_frame_;
+    std::vector<uint8_t> unsent_;  // written while the server was creating the stream
     std::deque<uint8_t> recorded_;
 };
 
@@ -284,6 +288,7 @@ void PulseStream::create(pa_context* context) {
     stream_ = pa_stream_new_with_proplist(context, media.c_str(), &spec_, &map, properties);
     pa_proplist_free(properties);
     if (!stream_) return;
+    pa_stream_set_state_callback(stream_, &PulseStream::on_state, this);
 
     const auto state = backend_.channel_state(direction_);
     pa_buffer_attr attributes;
@@ -311,13 +316,28 @@ void PulseStream::create(pa_context* context) {
 }
 
 void PulseStream::detach() {
+    unsent_.clear();
     if (!stream_) return;
+    pa_stream_set_state_callback(stream_, nullptr, nullptr);
     pa_stream_set_underflow_callback(stream_, nullptr, nullptr);
     pa_stream_set_read_callback(stream_, nullptr, nullptr);
     if (pa_stream_get_state(stream_) == PA_STREAM_READY || pa_stream_get_state(stream_) == PA_STREAM_CREATING)
         pa_stream_disconnect(stream_);
     pa_stream_unref(stream_);
     stream_ = nullptr;
+}
+
+void PulseStream::on_state(pa_stream* stream, void* self) {
+    // A START or STOP that came while the server was creating the stream
+    // could not be sent then: bring the server's cork state in line now.
+    auto* us = static_cast<PulseStream*>(self);
+    if (pa_stream_get_state(stream) != PA_STREAM_READY) return;
+    if (pa_operation* operation = pa_stream_cork(stream, us->running_ ? 0 : 1, nullptr, nullptr))
+        pa_operation_unref(operation);
+    if (!us->unsent_.empty()) {
+        pa_stream_write(stream, us->unsent_.data(), us->unsent_.size(), nullptr, 0, PA_SEEK_RELATIVE);
+        us->unsent_.clear();
+    }
 }
 
 void PulseStream::on_underflow(pa_stream*, void* self) { static_cast<PulseStream*>(self)->backend_.count_underrun(); }
@@ -344,7 +364,15 @@ void PulseStream::on_read(pa_stream* stream, size_t, void* self) {
 }
 
 void PulseStream::write_locked(const void* data, size_t bytes) {
-    if (!ready() || bytes == 0) return;
+    if (bytes == 0 || !stream_) return;
+    if (pa_stream_get_state(stream_) == PA_STREAM_CREATING) {
+        // The server has not answered yet: keep it (up to a bound) for when it does.
+        const auto* begin = static_cast<const uint8_t*>(data);
+        if (unsent_.size() + bytes <= pa_usec_to_bytes(pa_usec_t{kUnsentLimitMs} * 1000, &spec_))
+            unsent_.insert(unsent_.end(), begin, begin + bytes);
+        return;
+    }
+    if (!ready()) return;
     pa_stream_write(stream_, data, bytes, nullptr, 0, PA_SEEK_RELATIVE);
 }
 
@@ -387,6 +415,7 @@ void PulseStream::flush() {
     PulseBackend::Lock lock(backend_.loop());
     recorded_.clear();
     last_frame_.clear();
+    unsent_.clear();
     if (ready()) {
         if (pa_operation* operation = pa_stream_flush(stream_, nullptr, nullptr)) pa_operation_unref(operation);
     }

@@ -456,6 +456,7 @@ void SoundDevice::process_io(uint16_t queue_index) {
 
 void SoundDevice::hand_to_host(Stream& stream, Io& io) {
     io.handed = true;
+    stream.handed_bytes += io.data_bytes;
     if (io.data_bytes == 0 || !stream.host) return;
     ChainReader reader(*context_->memory, io.chain.readable);
     uint32_t header;
@@ -487,10 +488,16 @@ void SoundDevice::complete(Stream& stream, Io& io, uint32_t status, bool fill) {
         }
         (void)written;
     }
-    if (status == kStatusOk && stream.host) result.latency_bytes = stream.host->latency_bytes();
+    stream.pending_bytes -= std::min<uint64_t>(stream.pending_bytes, io.data_bytes);
+    if (io.handed) stream.handed_bytes -= std::min<uint64_t>(stream.handed_bytes, io.data_bytes);
+    if (status == kStatusOk && stream.host) {
+        // The driver counts its uncompleted buffers itself (runtime->delay is
+        // on top of them): report only the host's latency beyond those.
+        const uint64_t host = stream.host->latency_bytes();
+        result.latency_bytes = static_cast<uint32_t>(host > stream.handed_bytes ? host - stream.handed_bytes : 0);
+    }
     writer.write_object(result);
     context_->queues[queue_of(stream)].push_used(io.chain.head, static_cast<uint32_t>(writer.written()));
-    stream.pending_bytes -= std::min<uint64_t>(stream.pending_bytes, io.data_bytes);
 }
 
 void SoundDevice::service() {

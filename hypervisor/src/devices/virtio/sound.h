@@ -113,6 +113,7 @@ private:
         std::optional<Params> params;
         std::deque<Io> pending;
         uint64_t pending_bytes = 0;
+        uint64_t handed_bytes = 0;  // playback: with the host, not yet completed
         Clock::time_point clock_end{};  // when the last scheduled buffer is done
         std::unique_ptr<AudioStream> host;
         bool starved = false;
