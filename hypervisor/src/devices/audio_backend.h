@@ -33,6 +33,8 @@ struct AudioFormat {
 // One host stream. Called on the VMM's I/O thread only.
 class AudioStream {
 public:
+    // A running playback stream that is let go plays out what it was given
+    // (the end of a drained sound); flush() first to drop it.
     virtual ~AudioStream() = default;
     // Playback: hands whole frames over; returns at once (frames the server
     // cannot take, or written while it is away, are dropped).

@@ -81,6 +81,7 @@ private:
     std::vector<uint8_t> last_frame_;
     std::vector<uint8_t> unsent_;  // written while the server was creating the stream
     std::deque<uint8_t> recorded_;
+    bool primed_ = false;  // capture: enough recorded to hand out
 };
 
 class PulseBackend final : public AudioBackend {
@@ -273,6 +274,21 @@ PulseStream::PulseStream(PulseBackend& backend, AudioDirection direction, const 
 PulseStream::~PulseStream() {
     PulseBackend::Lock lock(backend_.loop());
     backend_.forget(this);
+    if (direction_ == AudioDirection::Playback && running_ && ready()) {
+        // The guest is done with a drained stream; the server still holds its
+        // last few milliseconds. The pa_stream lives on until they played.
+        pa_stream_set_state_callback(stream_, nullptr, nullptr);
+        pa_stream_set_underflow_callback(stream_, nullptr, nullptr);
+        auto finished = [](pa_stream* stream, int, void*) {
+            pa_stream_disconnect(stream);
+            pa_stream_unref(stream);
+        };
+        if (pa_operation* operation = pa_stream_drain(stream_, finished, nullptr)) {
+            pa_operation_unref(operation);
+            stream_ = nullptr;
+            return;
+        }
+    }
     detach();
 }
 
@@ -394,6 +410,17 @@ void PulseStream::starved() {
 
 void PulseStream::read(std::span<uint8_t> frames) {
     PulseBackend::Lock lock(backend_.loop());
+    // The server delivers in fragments with some jitter, the guest takes
+    // periods by the device's clock: keep two periods in hand before giving
+    // any, so a late fragment does not become a gap in the middle of a period.
+    if (!primed_) {
+        if (recorded_.size() < 2 * frames.size()) {
+            std::fill(frames.begin(), frames.end(), 0);
+            return;
+        }
+        primed_ = true;
+    }
+    if (recorded_.size() < frames.size()) primed_ = false;  // ran dry: build the cushion again
     const size_t taken = std::min(frames.size(), recorded_.size());
     std::copy_n(recorded_.begin(), taken, frames.begin());
     recorded_.erase(recorded_.begin(), recorded_.begin() + static_cast<ptrdiff_t>(taken));
@@ -404,7 +431,10 @@ void PulseStream::set_running(bool running) {
     PulseBackend::Lock lock(backend_.loop());
     if (running_ == running) return;
     running_ = running;
-    if (running && direction_ == AudioDirection::Capture) recorded_.clear();
+    if (running && direction_ == AudioDirection::Capture) {
+        recorded_.clear();
+        primed_ = false;
+    }
     if (ready()) {
         if (pa_operation* operation = pa_stream_cork(stream_, running ? 0 : 1, nullptr, nullptr))
             pa_operation_unref(operation);
@@ -414,6 +444,7 @@ void PulseStream::set_running(bool running) {
 void PulseStream::flush() {
     PulseBackend::Lock lock(backend_.loop());
     recorded_.clear();
+    primed_ = false;
     last_frame_.clear();
     unsent_.clear();
     if (ready()) {

@@ -325,7 +325,7 @@ TEST_F(SoundTest, FollowsThePcmCommandLifecycle) {
     EXPECT_EQ(pcm(S::kPcmRelease, 0), S::kStatusBadMsg);
     EXPECT_EQ(device_->state(0), S::State::Started);
     ASSERT_EQ(pcm(S::kPcmStop, 0), S::kStatusOk);
-    EXPECT_FALSE(audio_->running[0]);
+    EXPECT_TRUE(audio_->running[0]) << "nothing was queued: the end of a drain, the host plays out";
     EXPECT_EQ(pcm(S::kPcmStop, 0), S::kStatusBadMsg);
     ASSERT_EQ(pcm(S::kPcmStart, 0), S::kStatusOk) << "a pause ends with START";
     ASSERT_EQ(pcm(S::kPcmStop, 0), S::kStatusOk);
@@ -376,6 +376,14 @@ TEST_F(SoundTest, PlaybackIsConsumedAtRealTimePace) {
     advance(1ms);
     EXPECT_EQ(used(SoundDevice::kTxQueue), 3);
     EXPECT_FALSE(interrupt_.queue_notifications.empty());
+
+    // The end of a drain: nothing queued when STOP comes, so the host keeps
+    // playing its own short queue and RELEASE does not throw it away.
+    ASSERT_EQ(pcm(SoundDevice::kPcmStop, 0), SoundDevice::kStatusOk);
+    EXPECT_TRUE(audio_->running[0]);
+    ASSERT_EQ(pcm(SoundDevice::kPcmRelease, 0), SoundDevice::kStatusOk);
+    EXPECT_EQ(audio_->flushed, 0);
+    EXPECT_EQ(audio_->closed, 1);
 }
 
 TEST_F(SoundTest, StopHoldsBuffersAndReleaseCompletesThem) {
@@ -386,6 +394,7 @@ TEST_F(SoundTest, StopHoldsBuffersAndReleaseCompletesThem) {
     advance(10ms);
     ASSERT_EQ(used(SoundDevice::kTxQueue), 1);
     ASSERT_EQ(pcm(SoundDevice::kPcmStop, 0), SoundDevice::kStatusOk);
+    EXPECT_FALSE(audio_->running[0]) << "a pause with frames queued silences the host at once";
     advance(100ms);
     EXPECT_EQ(used(SoundDevice::kTxQueue), 1) << "a stopped stream plays nothing";
     EXPECT_EQ(device_->pending(0), 1u);

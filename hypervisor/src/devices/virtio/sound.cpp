@@ -334,8 +334,11 @@ uint32_t SoundDevice::change_state(uint32_t code, uint32_t stream_id) {
     case kPcmStop:
         if (state != State::Started) return kStatusBadMsg;
         stream.state = State::Stopped;
-        stream.host->set_running(false);
-        // What is queued waits for the next START (a pause keeps its place).
+        // A STOP with nothing queued ends a drain (the guest thinks its last
+        // frame played): the host plays out its own short queue. Otherwise it
+        // is a pause: silence now, and what is queued waits for the next START.
+        stream.drained = stream.direction == kDirectionOutput && stream.pending.empty();
+        if (!stream.drained) stream.host->set_running(false);
         for (auto& io : stream.pending) io.due.reset();
         stream.starved = false;
         return kStatusOk;
@@ -349,6 +352,7 @@ uint32_t SoundDevice::change_state(uint32_t code, uint32_t stream_id) {
 
 void SoundDevice::start(Stream& stream) {
     stream.state = State::Started;
+    stream.drained = false;
     stream.host->set_running(true);
     const auto now = config_.now();
     stream.clock_end = now;
@@ -369,10 +373,11 @@ void SoundDevice::release(Stream& stream, uint16_t queue) {
     stream.pending_bytes = 0;
     used_pushed_[queue] = true;
     if (stream.host) {
-        stream.host->flush();
+        if (!stream.drained) stream.host->flush();
         stream.host.reset();
     }
     stream.starved = false;
+    stream.drained = false;
     stream.state = State::Released;
 }
 

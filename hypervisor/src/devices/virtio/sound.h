@@ -117,6 +117,7 @@ private:
         Clock::time_point clock_end{};  // when the last scheduled buffer is done
         std::unique_ptr<AudioStream> host;
         bool starved = false;
+        bool drained = false;  // stopped with nothing queued: the host plays out its tail
     };
 
     bool usable(uint16_t queue) const;
