@@ -24,7 +24,16 @@ recorder=$!
 # A fresh null sink's monitor delivers its first block late: wait for it.
 i=0
 while [ ! -s recorded.raw ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+# What pavucontrol would list while the guest plays: asked once, half a
+# second into the tone (a client every few hundred ms would starve the slow
+# test host's CPU and so the sound itself).
+(i=0
+ while ! grep -q ATOLL-SND sound.log 2>/dev/null && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
+ sleep 0.5
+ ./pactl list sink-inputs > sink-inputs.log 2>&1) &
+lister=$!
 boot sound.log --no-net --name e2e-sound --audio pulse --cmdline "console=ttyS0 quiet atoll.test=sound"
+wait $lister 2>/dev/null || true
 sleep 1
 kill $recorder 2>/dev/null || true
 wait $recorder 2>/dev/null || true
@@ -43,6 +52,8 @@ check "atoll-vmm exits 0" [ "$status" -eq 0 ]
 check "the guest has a virtio sound card" has_line sound.log "ATOLL-SND card=.* pcms=.*pcmC0D0p"
 check "the guest played 2 s" has_line sound.log "TONE-PLAYED frames=96000"
 check "atoll-vmm connected to PulseAudio" has_line sound.log "connected to PulseAudio"
+check "the mixer lists the VM's stream by its name" has_line sink-inputs.log 'media.name = "e2e-sound playback"'
+check "under the application Atoll: VM" has_line sink-inputs.log 'application.name = "Atoll: e2e-sound"'
 check "PulseAudio heard about 2 s of tone (got ${ms} ms)" [ "$ms" -ge 1900 -a "$ms" -le 2150 ]
 check "at 1 kHz (got ${heard_hz} Hz)" [ "$decihz" -ge 9900 -a "$decihz" -le 10100 ]
 finish
