@@ -1,7 +1,6 @@
 #include "devices/audio_backend.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <mutex>
 

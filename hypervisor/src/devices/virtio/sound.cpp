@@ -485,13 +485,10 @@ void SoundDevice::complete(Stream& stream, Io& io, uint32_t status, bool fill) {
     PcmStatus result{status, 0};
     if (stream.direction == kDirectionInput) {
         // Frames first, then the status; silence unless recorded frames are due.
-        uint32_t written = 0;
         for (const auto& [host, length] : writer.take(io.data_bytes)) {
             if (fill && stream.host) stream.host->read(std::span<uint8_t>(host, length));
             else std::memset(host, 0, length);
-            written += static_cast<uint32_t>(length);
         }
-        (void)written;
     }
     stream.pending_bytes -= std::min<uint64_t>(stream.pending_bytes, io.data_bytes);
     if (io.handed) stream.handed_bytes -= std::min<uint64_t>(stream.handed_bytes, io.data_bytes);
