@@ -136,6 +136,9 @@ public:
     }
     // A crash, not a shutdown: the clients see the socket die.
     void kill_hard() { stop(pid_, SIGKILL); }
+    // A hung server: the socket stays open and nobody reads it.
+    void freeze() { kill(pid_, SIGSTOP); }
+    void thaw() { kill(pid_, SIGCONT); }
 
 private:
     std::string dir_;
@@ -528,6 +531,32 @@ TEST_F(AudioPulseTest, SurvivesTheServerGoingAwayAndComingBack) {
     printf("after the restart: %.3f s of tone at %.1f Hz\n", tone.seconds, tone.frequency);
     EXPECT_NEAR(tone.frequency, 1000.0, 10.0);
     EXPECT_GT(tone.seconds, 0.6);
+    guest.close(SoundDevice::kPlaybackStream);
+}
+
+TEST_F(AudioPulseTest, AHungServerDoesNotStallTheGuest) {
+    ASSERT_TRUE(server_->start());
+    auto backend = make_backend();
+    ASSERT_TRUE(wait_connected(*backend, 5s));
+    Guest guest(backend);
+    guest.open(SoundDevice::kPlaybackStream);
+    guest.start(SoundDevice::kPlaybackStream);
+    guest.play(20);
+    server_->freeze();
+    const auto stats = guest.play(100);
+    server_->thaw();
+    printf("with the server stopped: %.3f s for 1 s, longest gap %.1f ms\n", stats.seconds, stats.longest_gap_ms);
+    EXPECT_GT(stats.seconds, 0.95);
+    EXPECT_LT(stats.seconds, 1.15);
+    EXPECT_LT(stats.longest_gap_ms, 150.0);
+    // And once it runs again, the same stream plays on.
+    Recorder recorder(server_->dir() + "/thawed.raw");
+    ASSERT_TRUE(recorder.started());
+    guest.play(80);
+    const auto tone = analyse(recorder.finish());
+    printf("after the thaw: %.3f s of tone at %.1f Hz\n", tone.seconds, tone.frequency);
+    EXPECT_GT(tone.seconds, 0.6);
+    EXPECT_NEAR(tone.frequency, 1000.0, 10.0);
     guest.close(SoundDevice::kPlaybackStream);
 }
 
