@@ -27,6 +27,8 @@ constexpr uint32_t kPlaybackTargetMs = 20;
 constexpr uint32_t kCaptureFragmentMs = 10;
 // Recorded audio the guest has not taken yet; older frames are dropped.
 constexpr uint32_t kCaptureBacklogMs = 500;
+// The most recorded audio kept in hand against the server's jitter.
+constexpr uint32_t kCaptureCushionMaxMs = 200;
 // The anti-click tail after the guest's last frame.
 constexpr uint32_t kFadeOutMs = 3;
 // Playback kept while the server creates the stream (the guest's pre-buffer).
@@ -82,6 +84,7 @@ private:
     std::vector<uint8_t> unsent_;  // written while the server was creating the stream
     std::deque<uint8_t> recorded_;
     bool primed_ = false;  // capture: enough recorded to hand out
+    size_t cushion_ = 0;   // capture: how much that is, in bytes
 };
 
 class PulseBackend final : public AudioBackend {
@@ -410,17 +413,23 @@ void PulseStream::starved() {
 
 void PulseStream::read(std::span<uint8_t> frames) {
     PulseBackend::Lock lock(backend_.loop());
-    // The server delivers in fragments with some jitter, the guest takes
-    // periods by the device's clock: keep two periods in hand before giving
-    // any, so a late fragment does not become a gap in the middle of a period.
+    // The server delivers in fragments with some jitter (a monitor source in
+    // blocks as long as its sink's latency), the guest takes periods by the
+    // device's clock: keep a cushion before handing out any, so a late
+    // fragment is not a gap in the middle of a period. Each time the guest
+    // still catches up with the server, the cushion doubles (up to 200 ms).
+    if (cushion_ == 0) cushion_ = 2 * frames.size();
     if (!primed_) {
-        if (recorded_.size() < 2 * frames.size()) {
+        if (recorded_.size() < cushion_) {
             std::fill(frames.begin(), frames.end(), 0);
             return;
         }
         primed_ = true;
     }
-    if (recorded_.size() < frames.size()) primed_ = false;  // ran dry: build the cushion again
+    if (recorded_.size() < frames.size()) {
+        primed_ = false;
+        cushion_ = std::min(2 * cushion_, pa_usec_to_bytes(pa_usec_t{kCaptureCushionMaxMs} * 1000, &spec_));
+    }
     const size_t taken = std::min(frames.size(), recorded_.size());
     std::copy_n(recorded_.begin(), taken, frames.begin());
     recorded_.erase(recorded_.begin(), recorded_.begin() + static_cast<ptrdiff_t>(taken));

@@ -463,7 +463,7 @@ TEST_F(AudioPulseTest, CapturesFromTheDefaultSource) {
         }
     }
     pid_t player = spawn({"pacat", "--playback", "--raw", "--format=s16le", "--rate=48000", "--channels=1",
-                          "--latency-msec=20", tone_path});
+                          "--latency-msec=40", tone_path});
     {
         Recorder probe(server_->dir() + "/probe.raw");
         ASSERT_TRUE(probe.started()) << "the null sink's monitor delivers nothing";
