@@ -133,6 +133,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // What each I/O queue's chains may write; checked as they complete.
     std::vector<Outstanding> outstanding[4];
     uint16_t used_seen[4] = {};
+    uint16_t next_head[4] = {};
 
 
     for (int record = 0; record < kMaxRecords && !input.empty(); ++record) {
@@ -150,6 +151,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             driver = std::make_unique<TestDriver>(kQueueSize, 1 << 20, 4);
             for (auto& list : outstanding) list.clear();
             for (auto& seen : used_seen) seen = 0;
+            for (auto& head : next_head) head = 0;
             activate();
             continue;
         } else {
@@ -178,6 +180,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             }
             if (buffers.empty()) continue;
             auto& queue = driver->queue(queue_index);
+            // The device holds chains for a while: a new chain must not reuse
+            // a held head, or the used ring could not tell the two apart.
+            uint16_t head = next_head[queue_index];
+            auto held = [&](uint16_t candidate) {
+                for (const auto& chain : outstanding[queue_index])
+                    if (chain.head == candidate) return true;
+                return false;
+            };
+            for (int tries = 0; held(head) && tries < kQueueSize; ++tries) head = (head + 1) % kQueueSize;
+            if (held(head)) continue;
+            queue.set_next_descriptor(head);
+            next_head[queue_index] = static_cast<uint16_t>((head + buffers.size()) % kQueueSize);
             const size_t errors_before = interrupt.device_errors.size();
             const uint16_t used_before = queue.used_index();
             const uint16_t chain_head = (op & 32) ? queue.add_indirect_chain(buffers, false) : queue.add_chain(buffers, false);
