@@ -66,6 +66,8 @@ public:
     void detach();
     void apply_volume(pa_context* context, const AudioChannelState& state);
     AudioDirection direction() const { return direction_; }
+    // The server's sink-input or source-output index; PA_INVALID_INDEX until ready.
+    uint32_t index() const { return ready() ? pa_stream_get_index(stream_) : PA_INVALID_INDEX; }
 
 private:
     static void on_state(pa_stream* stream, void* self);
@@ -244,6 +246,13 @@ private:
             backend->reported_absent_ = false;
             fprintf(stderr, "atoll-vmm: audio: VM %s: connected to PulseAudio\n", backend->options_.vm_name.c_str());
             for (auto* stream : backend->streams_) stream->create(context);
+            // Volume and mute set in pavucontrol or pactl show in `status` too.
+            pa_context_set_subscribe_callback(context, &PulseBackend::on_subscribe, backend);
+            if (pa_operation* operation = pa_context_subscribe(
+                    context,
+                    static_cast<pa_subscription_mask_t>(PA_SUBSCRIPTION_MASK_SINK_INPUT | PA_SUBSCRIPTION_MASK_SOURCE_OUTPUT),
+                    nullptr, nullptr))
+                pa_operation_unref(operation);
             break;
         case PA_CONTEXT_FAILED:
         case PA_CONTEXT_TERMINATED:
@@ -251,6 +260,41 @@ private:
             break;
         default: break;
         }
+    }
+
+    static void on_subscribe(pa_context* context, pa_subscription_event_type_t type, uint32_t index, void* self) {
+        auto* backend = static_cast<PulseBackend*>(self);
+        if ((type & PA_SUBSCRIPTION_EVENT_TYPE_MASK) != PA_SUBSCRIPTION_EVENT_CHANGE) return;
+        const auto facility = type & PA_SUBSCRIPTION_EVENT_FACILITY_MASK;
+        for (auto* stream : backend->streams_) {
+            if (stream->index() != index) continue;
+            pa_operation* operation = nullptr;
+            if (facility == PA_SUBSCRIPTION_EVENT_SINK_INPUT && stream->direction() == AudioDirection::Playback)
+                operation = pa_context_get_sink_input_info(
+                    context, index,
+                    [](pa_context*, const pa_sink_input_info* info, int, void* self) {
+                        if (info) static_cast<PulseBackend*>(self)->observed(AudioDirection::Playback, info->volume, info->mute);
+                    },
+                    backend);
+            if (facility == PA_SUBSCRIPTION_EVENT_SOURCE_OUTPUT && stream->direction() == AudioDirection::Capture)
+                operation = pa_context_get_source_output_info(
+                    context, index,
+                    [](pa_context*, const pa_source_output_info* info, int, void* self) {
+                        if (info) static_cast<PulseBackend*>(self)->observed(AudioDirection::Capture, info->volume, info->mute);
+                    },
+                    backend);
+            if (operation) pa_operation_unref(operation);
+        }
+    }
+
+    // What the server says the VM's stream is set to, whoever set it.
+    void observed(AudioDirection direction, const pa_cvolume& volume, int muted) {
+        std::lock_guard guard(status_mutex_);
+        auto& state = channel(direction);
+        state.volume_percent = static_cast<unsigned>(
+            std::min<uint64_t>((uint64_t{pa_cvolume_avg(&volume)} * 100 + PA_VOLUME_NORM / 2) / PA_VOLUME_NORM,
+                               kMaxAudioVolumePercent));
+        state.muted = muted != 0;
     }
 
     PulseAudioOptions options_;

@@ -466,13 +466,23 @@ TEST_F(AudioPulseTest, VolumeAndMuteReachTheServer) {
         if (completed == 40)
             listing = std::async(std::launch::async, [] { return run_capture("pactl list sink-inputs"); });
     });
-    guest.close(SoundDevice::kPlaybackStream);
     const std::string text = listing.get();
     EXPECT_NE(text.find("Mute: yes"), std::string::npos) << text;
     EXPECT_NE(text.find(" 40% "), std::string::npos) << text;
-    const auto status = backend->status();
+    auto status = backend->status();
     EXPECT_EQ(status.playback.volume_percent, 40u);
     EXPECT_TRUE(status.playback.muted);
+
+    // Someone turns it up and unmutes it in the mixer: the VM's status follows.
+    const std::string index = run_capture("pactl list short sink-inputs | cut -f1 | head -n 1");
+    ASSERT_FALSE(index.empty());
+    const std::string id = index.substr(0, index.find('\n'));
+    run_capture("pactl set-sink-input-volume " + id + " 70% && pactl set-sink-input-mute " + id + " 0");
+    guest.play(30);
+    status = backend->status();
+    EXPECT_EQ(status.playback.volume_percent, 70u);
+    EXPECT_FALSE(status.playback.muted);
+    guest.close(SoundDevice::kPlaybackStream);
 }
 
 TEST_F(AudioPulseTest, CapturesFromTheDefaultSource) {
