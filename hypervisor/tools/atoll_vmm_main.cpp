@@ -76,6 +76,21 @@ atl::Result<NetConfig> parse_net_option(const std::string& text) {
     return net;
 }
 
+// none | pulse[,server=ADDRESS]
+atl::Result<atl::vmm::AudioConfig> parse_audio_option(const std::string& text) {
+    using atl::vmm::AudioConfig;
+    const auto parts = split_on_commas(text);
+    AudioConfig audio;
+    if (parts[0] == "none" && parts.size() == 1) return audio;
+    if (parts[0] != "pulse") return atl::make_error("--audio \"" + text + "\": use none or pulse[,server=ADDRESS]");
+    audio.backend = AudioConfig::Backend::Pulse;
+    for (size_t i = 1; i < parts.size(); ++i) {
+        if (parts[i].rfind("server=", 0) == 0 && parts[i].size() > 7) audio.server = parts[i].substr(7);
+        else return atl::make_error("--audio \"" + text + "\": unknown option \"" + parts[i] + "\"");
+    }
+    return audio;
+}
+
 // WxH, e.g. 1280x800
 atl::Result<std::pair<unsigned, unsigned>> parse_size_option(const std::string& text) {
     unsigned width = 0, height = 0;
@@ -89,7 +104,7 @@ atl::Result<std::pair<unsigned, unsigned>> parse_size_option(const std::string& 
 
 int main(int argc, char** argv) {
     CLI::App app{"atoll-vmm: runs one Atoll virtual machine"};
-    std::string config_path, kernel, initrd, cmdline, serial, virtio_console, name, display, display_size;
+    std::string config_path, kernel, initrd, cmdline, serial, virtio_console, name, display, display_size, audio;
     uint64_t memory_mib = 0;
     unsigned vcpus = 0;
     std::vector<std::string> disks, nets;
@@ -111,6 +126,7 @@ int main(int argc, char** argv) {
     app.add_option("--display", display,
                    "show the VM through atoll-display at this unix socket (virtio-gpu, keyboard, tablet, mouse)");
     app.add_option("--display-size", display_size, "the display's preferred size, WIDTHxHEIGHT (default 1280x800)");
+    app.add_option("--audio", audio, "sound (virtio-snd): none or pulse[,server=ADDRESS] (default none)");
     app.add_option("--kvm-device", run_options.kvm_device, "the KVM device")->capture_default_str();
     app.add_option("--control-socket", run_options.control_socket,
                    "serve the control protocol on this unix socket (hypervisor/docs/control-protocol.md)");
@@ -178,6 +194,11 @@ int main(int argc, char** argv) {
         if (!size) return fail(size.error().message);
         config.display.width = size->first;
         config.display.height = size->second;
+    }
+    if (!audio.empty()) {
+        auto parsed = parse_audio_option(audio);
+        if (!parsed) return fail(parsed.error().message);
+        config.audio = *parsed;
     }
     if (auto valid = atl::vmm::validate_vm_config(config); !valid) return fail(valid.error().message);
     if (print_config) {

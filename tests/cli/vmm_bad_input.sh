@@ -63,5 +63,8 @@ expect 1 "must be 64 to 8192" --kernel "$work/fake-bzimage" --display "$work/dis
 expect 2 "/nonexistent/kvm: not found" --kernel "$work/fake-bzimage" --no-net --kvm-device /nonexistent/kvm
 expect 2 "unusable" --kernel "$work/fake-bzimage" --no-net --kvm-device /dev/null
 
+expect 1 "--audio \"alsa\": use none or pulse" --kernel "$work/fake-bzimage" --audio alsa
+expect 1 "unknown option \"latency=5\"" --kernel "$work/fake-bzimage" --audio pulse,latency=5
+expect 1 "--audio \"none,server=x\"" --kernel "$work/fake-bzimage" --audio none,server=x
 echo "$failures failure(s)"
 [ "$failures" -eq 0 ]

@@ -106,6 +106,33 @@ class ControlSocketTest(unittest.TestCase):
         config = client.call("config")["result"]
         self.assertEqual(config["vcpus"], 2)
 
+    def test_audio_status_volume_and_mute(self):
+        # No PulseAudio at that address: the VM runs, the client keeps retrying.
+        client = self.start(extra=["--audio", "pulse,server=unix:/nonexistent/atoll-test/native"])
+        audio = client.call("status")["result"]["audio"]
+        self.assertEqual((audio["backend"], audio["connected"], audio["underruns"]), ("pulse", False, 0))
+        self.assertEqual(audio["playback"], {"volume_percent": 100, "muted": False})
+        reply = client.call("audio-volume", percent=40, stream="playback")
+        self.assertTrue(reply["ok"], reply)
+        self.assertEqual(reply["result"]["audio"]["playback"]["volume_percent"], 40)
+        self.assertEqual(reply["result"]["audio"]["capture"]["volume_percent"], 100)
+        self.assertTrue(client.call("audio-mute", muted=True)["ok"])
+        audio = client.call("status")["result"]["audio"]
+        self.assertTrue(audio["playback"]["muted"] and audio["capture"]["muted"])
+        for command, arguments in [("audio-volume", {"percent": 151}), ("audio-volume", {"percent": "loud"}),
+                                   ("audio-volume", {"percent": -1}), ("audio-volume", {}),
+                                   ("audio-volume", {"percent": 50, "stream": "left"}), ("audio-mute", {}),
+                                   ("audio-mute", {"muted": 1})]:
+            reply = client.call(command, **arguments)
+            self.assertEqual(reply["error"]["code"], "bad-request", (command, arguments, reply))
+        audio = client.call("status")["result"]["audio"]
+        self.assertEqual(audio["playback"], {"volume_percent": 40, "muted": True}, "refused requests changed nothing")
+
+    def test_without_audio_there_is_nothing_to_set(self):
+        client = self.start()
+        self.assertIsNone(client.call("status")["result"]["audio"])
+        self.assertEqual(client.call("audio-volume", percent=50)["error"]["code"], "invalid-state")
+
     def test_pause_resume(self):
         client = self.start()
         self.assertTrue(client.call("pause")["ok"])

@@ -80,6 +80,14 @@ display)
     /bin/fbdraw /pattern.raw > /dev/null  # in case the console repainted at the new mode
     sleep 15  # the viewer checks the resized screen
     ;;
+sound)
+    # snd_virtio's card: its PCM devices, then 2 s of 1 kHz on the playback
+    # one (scenarios/sound.sh records it from PulseAudio in the test host).
+    i=0
+    while [ ! -e /dev/snd/pcmC0D0p ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    echo "ATOLL-SND card=$(cat /proc/asound/card0/id 2>/dev/null) pcms=$(ls /dev/snd | grep pcm | tr '\n' ',')"
+    /bin/tone play /dev/snd/pcmC0D0p 1000 2
+    ;;
 poweroff)
     ;;
 esac

@@ -69,7 +69,7 @@ Result<VmConfig> parse_vm_config(std::string_view json_text) {
     if (!root.is_object()) return make_error("configuration must be a JSON object");
     ATOLL_TRY(refuse_unknown_keys(root,
                                   {"name", "kernel", "initrd", "cmdline", "memory_mib", "vcpus", "disks", "nets",
-                                   "serial", "virtio_console", "entropy", "display"},
+                                   "serial", "virtio_console", "entropy", "display", "audio"},
                                   ""));
     VmConfig config;
     ATOLL_TRY(take(root, "name", config.name, ""));
@@ -132,6 +132,17 @@ Result<VmConfig> parse_vm_config(std::string_view json_text) {
         ATOLL_TRY(take(entry, "height", config.display.height, "display."));
         if (config.display.socket.empty()) return make_error("display.socket: the display server's socket is needed");
     }
+    if (root.contains("audio")) {
+        const auto& entry = root["audio"];
+        if (!entry.is_object()) return make_error("audio: expected an object");
+        ATOLL_TRY(refuse_unknown_keys(entry, {"backend", "server"}, "audio."));
+        std::string backend = "none";
+        ATOLL_TRY(take(entry, "backend", backend, "audio."));
+        if (backend == "none") config.audio.backend = AudioConfig::Backend::None;
+        else if (backend == "pulse") config.audio.backend = AudioConfig::Backend::Pulse;
+        else return make_error("audio.backend: \"" + backend + "\" is not \"none\" or \"pulse\"");
+        ATOLL_TRY(take(entry, "server", config.audio.server, "audio."));
+    }
     ATOLL_TRY(validate_vm_config(config));
     return config;
 }
@@ -172,6 +183,10 @@ std::string vm_config_to_json(const VmConfig& config) {
                            {"scanouts", config.display.scanouts},
                            {"width", config.display.width},
                            {"height", config.display.height}};
+    if (config.audio.enabled()) {
+        root["audio"] = {{"backend", "pulse"}};
+        if (!config.audio.server.empty()) root["audio"]["server"] = config.audio.server;
+    }
     return root.dump(2);
 }
 
@@ -221,6 +236,14 @@ Result<void> validate_vm_config(const VmConfig& config) {
         if (display.width < 64 || display.width > 8192 || display.height < 64 || display.height > 8192)
             return make_error("display size " + std::to_string(display.width) + "x" + std::to_string(display.height) +
                               ": width and height must be 64 to 8192");
+    }
+    if (!config.audio.server.empty()) {
+        if (config.audio.backend != AudioConfig::Backend::Pulse)
+            return make_error("audio.server: a server is only used with the pulse backend");
+        if (config.audio.server.size() > 1024) return make_error("audio.server: longer than 1024 bytes");
+        for (const char c : config.audio.server)
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+                return make_error("audio.server: contains a control character");
     }
     return {};
 }

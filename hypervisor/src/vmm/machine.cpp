@@ -6,6 +6,7 @@
 #include "arch/x86/cpuid.h"
 #include "arch/x86/e820.h"
 #include "arch/x86/layout.h"
+#include "devices/audio_backend.h"
 #include "devices/char_backend.h"
 #include "devices/display_link.h"
 #include "devices/legacy/acpi_pm.h"
@@ -20,6 +21,7 @@
 #include "devices/virtio/input.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/pci_transport.h"
+#include "devices/virtio/sound.h"
 
 #include <fmt/format.h>
 #include <pthread.h>
@@ -96,7 +98,7 @@ Result<Consoles> open_consoles(const VmConfig& config, EventLoop& loop) {
 }
 
 Result<std::unique_ptr<Machine>> Machine::build(const VmConfig& config, hv::Hypervisor& hypervisor,
-                                                const Consoles& consoles) {
+                                                const Consoles& consoles, std::shared_ptr<AudioBackend> audio) {
     ATOLL_TRY(validate_vm_config(config));
     if (config.vcpus > hypervisor.max_vcpus())
         return make_error(fmt::format("vcpus: {} is more than KVM allows on this host ({})", config.vcpus,
@@ -108,7 +110,7 @@ Result<std::unique_ptr<Machine>> Machine::build(const VmConfig& config, hv::Hype
     std::unique_ptr<Machine> machine(new Machine(config));
     ATOLL_TRY(machine->create_platform(hypervisor));
     ATOLL_TRY(machine->load_guest());
-    ATOLL_TRY(machine->create_devices(consoles));
+    ATOLL_TRY(machine->create_devices(consoles, std::move(audio)));
     return machine;
 }
 
@@ -170,7 +172,7 @@ Result<void> Machine::load_guest() {
     return {};
 }
 
-Result<void> Machine::create_devices(const Consoles& consoles) {
+Result<void> Machine::create_devices(const Consoles& consoles, std::shared_ptr<AudioBackend> audio) {
     // Legacy platform devices.
     auto serial_view = make_boot_view(consoles.serial, loop_);
     auto serial = std::make_shared<Serial>(serial_view, [vm = vm_.get()](bool level) {
@@ -229,6 +231,11 @@ Result<void> Machine::create_devices(const Consoles& consoles) {
     if (consoles.virtio_console)
         ATOLL_TRY(plug(std::make_unique<virtio::ConsoleDevice>(make_boot_view(consoles.virtio_console, loop_))));
     if (config_.entropy) ATOLL_TRY(plug(std::make_unique<virtio::EntropyDevice>()));
+    if (audio) {
+        virtio::SoundDevice::Config sound_config;
+        sound_config.vm_name = config_.name;
+        ATOLL_TRY(plug(std::make_unique<virtio::SoundDevice>(std::move(audio), sound_config)));
+    }
     if (config_.display.enabled()) {
         // The devices live in their transports (owned by the PCI root); the
         // link keeps plain pointers and is destroyed first.

@@ -22,6 +22,7 @@ namespace pci {
 class PciRoot;
 }
 class AcpiPmDevice;
+class AudioBackend;
 class CharBackend;
 class DisplayLink;
 
@@ -38,8 +39,11 @@ class Machine {
 public:
     enum class StopReason { None, PowerOff, Stopped, Reset, TripleFault, InternalError, HostError };
 
+    // `audio` outlives the machine (the VM's PulseAudio client stays across
+    // reboots); null: the VM has no sound device.
     static Result<std::unique_ptr<Machine>> build(const VmConfig& config, hv::Hypervisor& hypervisor,
-                                                  const Consoles& consoles);
+                                                  const Consoles& consoles,
+                                                  std::shared_ptr<AudioBackend> audio = nullptr);
     ~Machine();
 
     // Runs the vCPUs until the guest powers off, resets or fails.
@@ -61,7 +65,7 @@ public:
 private:
     explicit Machine(const VmConfig& config);
     Result<void> create_platform(hv::Hypervisor& hypervisor);
-    Result<void> create_devices(const Consoles& consoles);
+    Result<void> create_devices(const Consoles& consoles, std::shared_ptr<AudioBackend> audio);
     Result<void> load_guest();
     void run_vcpu(hv::Vcpu& vcpu);
     std::string describe_vcpu(hv::Vcpu& vcpu);

@@ -1,5 +1,6 @@
 // run_vm: one VM process's life. Builds a machine per boot, serves the control
 // socket across boots, and turns how the guest ended into an exit code.
+#include "devices/audio_backend.h"
 #include "vmm/control_server.h"
 #include "vmm/machine.h"
 
@@ -29,7 +30,8 @@ uint64_t realtime_ns() {
 // What the control socket acts on: whichever machine is running this boot.
 class VmSession final : public ControlHandler {
 public:
-    explicit VmSession(const VmConfig& config) : config_(config), started_unix_ns_(realtime_ns()) {}
+    VmSession(const VmConfig& config, std::shared_ptr<AudioBackend> audio)
+        : config_(config), audio_(std::move(audio)), started_unix_ns_(realtime_ns()) {}
 
     void set_server(ControlServer* server) { server_ = server; }
 
@@ -66,7 +68,7 @@ public:
         return {{"name", config_.name}, {"pid", getpid()}, {"state", state_}};
     }
 
-    Reply handle(const std::string& command, const json& /*arguments*/) override {
+    Reply handle(const std::string& command, const json& arguments) override {
         std::unique_lock lock(mutex_);
         auto invalid_state = [&](const std::string& why) { return Reply{false, "invalid-state", why, nullptr}; };
         if (command == "status") {
@@ -80,9 +82,11 @@ public:
                 {"boot_count", boot_count_},
                 {"started_unix_ns", started_unix_ns_},
                 {"first_vcpu_entry_unix_ns", first_entry_unix_ns_},
+                {"audio", audio_status()},
             });
             return Reply{true, {}, {}, result};
         }
+        if (command == "audio-volume" || command == "audio-mute") return set_audio(command, arguments);
         if (command == "config") return Reply{true, {}, {}, std::make_shared<json>(json::parse(vm_config_to_json(config_)))};
         // Between two boots of a rebooting guest: the next machine is moments away.
         attached_.wait_for(lock, std::chrono::seconds(5), [this] { return machine_ != nullptr; });
@@ -118,6 +122,41 @@ public:
     }
 
 private:
+    json audio_status() const {
+        if (!audio_) return nullptr;
+        const auto status = audio_->status();
+        auto channel = [](const AudioChannelState& state) {
+            return json{{"volume_percent", state.volume_percent}, {"muted", state.muted}};
+        };
+        return {{"backend", status.backend},     {"connected", status.connected},
+                {"underruns", status.underruns}, {"overruns", status.overruns},
+                {"playback", channel(status.playback)}, {"capture", channel(status.capture)}};
+    }
+
+    // {"stream": "playback"|"capture"|"both" (default both), "percent": 0-150} or {"muted": bool}.
+    Reply set_audio(const std::string& command, const json& arguments) {
+        auto bad = [](const std::string& why) { return Reply{false, "bad-request", why, nullptr}; };
+        if (!audio_) return Reply{false, "invalid-state", "the VM has no audio device", nullptr};
+        std::vector<AudioDirection> directions{AudioDirection::Playback, AudioDirection::Capture};
+        if (arguments.contains("stream")) {
+            const auto& stream = arguments["stream"];
+            if (stream == "playback") directions = {AudioDirection::Playback};
+            else if (stream == "capture") directions = {AudioDirection::Capture};
+            else if (stream != "both") return bad("stream: use \"playback\", \"capture\" or \"both\"");
+        }
+        if (command == "audio-volume") {
+            const auto it = arguments.find("percent");
+            if (it == arguments.end() || !it->is_number_unsigned() || it->get<uint64_t>() > kMaxAudioVolumePercent)
+                return bad("percent: a whole number from 0 to " + std::to_string(kMaxAudioVolumePercent) + " is needed");
+            for (auto direction : directions) audio_->set_volume(direction, it->get<unsigned>());
+        } else {
+            const auto it = arguments.find("muted");
+            if (it == arguments.end() || !it->is_boolean()) return bad("muted: true or false is needed");
+            for (auto direction : directions) audio_->set_muted(direction, it->get<bool>());
+        }
+        return Reply{true, {}, {}, std::make_shared<json>(json{{"audio", audio_status()}})};
+    }
+
     // The first boot's first entry, kept across reboots.
     void remember_first_entry() {
         if (!first_entry_unix_ns_ && machine_) first_entry_unix_ns_ = machine_->first_vcpu_entry_unix_ns();
@@ -131,6 +170,7 @@ private:
     }
 
     const VmConfig& config_;
+    const std::shared_ptr<AudioBackend> audio_;
     const uint64_t started_unix_ns_;
     ControlServer* server_ = nullptr;
     mutable std::mutex mutex_;
@@ -207,10 +247,22 @@ RunOutcome run_until_exit(const VmConfig& config, const RunOptions& options) {
     if (!consoles) return {kExitBadInput, consoles.error().message, "bad-input"};
     ConsoleThread console_thread(console_loop);
 
-    VmSession session(config);
+    // The VM's sound client lives as long as the process: a reboot keeps the
+    // mixer's entry (and the volume set on it).
+    std::shared_ptr<AudioBackend> audio;
+    if (config.audio.backend == AudioConfig::Backend::Pulse) {
+        PulseAudioOptions pulse;
+        pulse.vm_name = config.name;
+        pulse.server = config.audio.server;
+        auto backend = make_pulse_audio_backend(pulse);
+        if (!backend) return {kExitHostError, backend.error().message};
+        audio = std::move(*backend);
+    }
+
+    VmSession session(config, audio);
     std::unique_ptr<ControlServer> server;
     for (;;) {
-        auto machine = Machine::build(config, **hypervisor, *consoles);
+        auto machine = Machine::build(config, **hypervisor, *consoles, audio);
         if (!machine) {
             RunOutcome outcome{kExitBadInput, machine.error().message, "bad-input"};
             session.announce_exit(outcome);

@@ -48,6 +48,26 @@ TEST(VmConfig, ParsesADisplay) {
     EXPECT_EQ(vm_config_to_json(*none).find("display"), std::string::npos);
 }
 
+TEST(VmConfig, ParsesAudio) {
+    auto pulse = parse_vm_config(R"({"kernel": "/k", "name": "web", "audio": {"backend": "pulse", "server": "unix:/run/p"}})");
+    ASSERT_TRUE(pulse) << pulse.error().message;
+    EXPECT_TRUE(pulse->audio.enabled());
+    EXPECT_EQ(pulse->audio.backend, AudioConfig::Backend::Pulse);
+    EXPECT_EQ(pulse->audio.server, "unix:/run/p");
+    auto again = parse_vm_config(vm_config_to_json(*pulse));
+    ASSERT_TRUE(again) << again.error().message;
+    EXPECT_EQ(again->audio.server, "unix:/run/p");
+    EXPECT_EQ(vm_config_to_json(*again), vm_config_to_json(*pulse));
+    // The default: no sound device.
+    auto none = parse_vm_config(R"({"kernel": "/k"})");
+    ASSERT_TRUE(none);
+    EXPECT_FALSE(none->audio.enabled());
+    EXPECT_EQ(vm_config_to_json(*none).find("audio"), std::string::npos);
+    auto explicit_none = parse_vm_config(R"({"kernel": "/k", "audio": {"backend": "none"}})");
+    ASSERT_TRUE(explicit_none);
+    EXPECT_FALSE(explicit_none->audio.enabled());
+}
+
 TEST(VmConfig, RoundTripsThroughJson) {
     VmConfig config;
     config.kernel = "/boot/vmlinuz";
@@ -108,7 +128,13 @@ INSTANTIATE_TEST_SUITE_P(
                       BadConfig{R"({"kernel":"/k","display":{"socket":"/d","width":"wide"}})", "display.width: wrong type"},
                       BadConfig{R"({"kernel":"/k","display":{"socket":"/d","dpi":96}})", "display.dpi: unknown setting"},
                       BadConfig{R"({"kernel":"/k","display":{"socket":")" + std::string(120, 'x') + R"("}})",
-                                "display.socket: path longer than 107 bytes"}));
+                                "display.socket: path longer than 107 bytes"},
+                      BadConfig{R"({"kernel":"/k","audio":"pulse"})", "audio: expected an object"},
+                      BadConfig{R"({"kernel":"/k","audio":{"backend":"alsa"}})", "audio.backend: \"alsa\" is not"},
+                      BadConfig{R"({"kernel":"/k","audio":{"backend":"pulse","latency":5}})", "audio.latency: unknown setting"},
+                      BadConfig{R"({"kernel":"/k","audio":{"backend":"pulse","server":7}})", "audio.server: wrong type"},
+                      BadConfig{R"({"kernel":"/k","audio":{"server":"unix:/x"}})", "only used with the pulse backend"},
+                      BadConfig{R"({"kernel":"/k","audio":{"backend":"pulse","server":"a\nb"}})", "control character"}));
 
 }  // namespace
 }  // namespace atl::vmm

@@ -42,6 +42,16 @@ struct DisplayConfig {
     bool enabled() const { return !socket.empty(); }
 };
 
+// virtio-snd, played and recorded through the host's PulseAudio (one client
+// per VM). None: no sound device at all.
+struct AudioConfig {
+    enum class Backend { None, Pulse };
+    Backend backend = Backend::None;
+    std::string server;  // PulseAudio server address; empty: libpulse's default
+
+    bool enabled() const { return backend != Backend::None; }
+};
+
 struct VmConfig {
     std::string name = "atoll";
     std::string kernel;
@@ -55,6 +65,7 @@ struct VmConfig {
     ConsoleConfig virtio_console{ConsoleConfig::Mode::None, {}};  // hvc0
     bool entropy = true;
     DisplayConfig display;
+    AudioConfig audio;
 };
 
 // Parses the JSON form. Unknown keys and wrong types are errors that name the key.

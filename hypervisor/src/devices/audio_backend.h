@@ -1,0 +1,99 @@
+// Where a VM's sound goes: the host side of virtio-snd. One back-end per VM
+// process (it outlives each boot of the machine); the device opens a host
+// stream per PCM stream it prepares. PulseAudio is the host's mixer, so the
+// pulse back-end is one PulseAudio client per VM; the null back-end discards
+// playback and records silence. Neither ever blocks the caller on the server.
+#pragma once
+
+#include <atoll/result.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace atl::vmm {
+
+enum class AudioDirection { Playback, Capture };
+
+enum class AudioSample { S16, S32, Float32 };  // little-endian, interleaved
+
+struct AudioFormat {
+    AudioSample sample = AudioSample::S16;
+    uint32_t rate = 48000;
+    uint8_t channels = 2;
+
+    uint32_t bytes_per_sample() const { return sample == AudioSample::S16 ? 2 : 4; }
+    uint32_t frame_bytes() const { return bytes_per_sample() * channels; }
+    bool operator==(const AudioFormat&) const = default;
+};
+
+// One host stream. Called on the VMM's I/O thread only.
+class AudioStream {
+public:
+    // A running playback stream that is let go plays out what it was given
+    // (the end of a drained sound); flush() first to drop it.
+    virtual ~AudioStream() = default;
+    // Playback: hands whole frames over; returns at once (frames the server
+    // cannot take, or written while it is away, are dropped).
+    virtual void write(std::span<const uint8_t> frames) = 0;
+    // Capture: fills `frames` (whole frames) with what was recorded, oldest
+    // first; silence where nothing was. Returns at once.
+    virtual void read(std::span<uint8_t> frames) = 0;
+    // Pauses (corks) or resumes the stream; data written meanwhile waits.
+    virtual void set_running(bool running) = 0;
+    // Playback: the guest supplied nothing more for now. The stream ends what
+    // it has with a short fade so the gap is silence, not a click.
+    virtual void starved() = 0;
+    // Throws away what was written and not yet played (the guest released the stream).
+    virtual void flush() = 0;
+    // How far behind the guest's data the listener is, in bytes of this stream's format.
+    virtual uint32_t latency_bytes() const = 0;
+};
+
+struct AudioChannelState {
+    unsigned volume_percent = 100;  // 0-150, as pavucontrol shows it
+    bool muted = false;
+};
+
+struct AudioStatus {
+    std::string backend;  // "pulse", "none"
+    bool connected = false;
+    uint64_t underruns = 0;  // the server ran out of playback data
+    uint64_t overruns = 0;   // recorded data the guest did not take in time
+    AudioChannelState playback;
+    AudioChannelState capture;
+};
+
+class AudioBackend {
+public:
+    virtual ~AudioBackend() = default;
+    // Safe from the I/O thread. A server that is away is not an error: the
+    // stream plays into nothing until it comes back.
+    virtual Result<std::unique_ptr<AudioStream>> open(AudioDirection direction, const AudioFormat& format) = 0;
+    // Safe from any thread. Apply to the VM's open streams and to later ones.
+    virtual void set_volume(AudioDirection direction, unsigned percent) = 0;
+    virtual void set_muted(AudioDirection direction, bool muted) = 0;
+    virtual AudioStatus status() const = 0;
+};
+
+constexpr unsigned kMaxAudioVolumePercent = 150;
+
+std::shared_ptr<AudioBackend> make_null_audio_backend();
+
+struct PulseAudioOptions {
+    std::string vm_name;
+    std::string server;  // empty: libpulse's default (PULSE_SERVER, XDG_RUNTIME_DIR/pulse/native...)
+    unsigned retry_ms = 1000;
+};
+// Starts the client's thread; connects (and reconnects) in the background.
+Result<std::shared_ptr<AudioBackend>> make_pulse_audio_backend(const PulseAudioOptions& options);
+
+// Appends to `out` a fade from `last_frame` to silence over `frames` frames
+// (the anti-click tail of a starved stream).
+void append_fade_out(const AudioFormat& format, std::span<const uint8_t> last_frame, uint32_t frames,
+                     std::vector<uint8_t>& out);
+
+}  // namespace atl::vmm

@@ -1,0 +1,543 @@
+// The PulseAudio back-end: one libpulse client per VM on its own
+// pa_threaded_mainloop. Streams exist on our side whether or not the server
+// does; while it is away their data goes nowhere, and when it comes back (the
+// client retries every retry_ms) each open stream is created again, so sound
+// returns without the guest noticing. Every libpulse call runs with the
+// mainloop's lock held (or on its thread), and no call waits for the server.
+#include "devices/audio_backend.h"
+
+#include <pulse/pulseaudio.h>
+#include <sys/time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <set>
+
+namespace atl::vmm {
+namespace {
+
+// What the server keeps queued ahead of the sink for us: small, so the
+// guest's own buffer is what sets the latency a listener hears.
+constexpr uint32_t kPlaybackTargetMs = 20;
+constexpr uint32_t kCaptureFragmentMs = 10;
+// Recorded audio the guest has not taken yet; older frames are dropped.
+constexpr uint32_t kCaptureBacklogMs = 500;
+// The most recorded audio kept in hand against the server's jitter.
+constexpr uint32_t kCaptureCushionMaxMs = 200;
+// The anti-click tail after the guest's last frame.
+constexpr uint32_t kFadeOutMs = 3;
+// Playback kept while the server creates the stream (the guest's pre-buffer).
+constexpr uint32_t kUnsentLimitMs = 1000;
+
+pa_sample_format_t pulse_format(AudioSample sample) {
+    switch (sample) {
+    case AudioSample::S16: return PA_SAMPLE_S16LE;
+    case AudioSample::S32: return PA_SAMPLE_S32LE;
+    case AudioSample::Float32: return PA_SAMPLE_FLOAT32LE;
+    }
+    return PA_SAMPLE_S16LE;
+}
+
+pa_volume_t pulse_volume(unsigned percent) {
+    return static_cast<pa_volume_t>(uint64_t{PA_VOLUME_NORM} * std::min(percent, kMaxAudioVolumePercent) / 100);
+}
+
+class PulseBackend;
+
+class PulseStream final : public AudioStream {
+public:
+    PulseStream(PulseBackend& backend, AudioDirection direction, const AudioFormat& format);
+    ~PulseStream() override;
+
+    void write(std::span<const uint8_t> frames) override;
+    void read(std::span<uint8_t> frames) override;
+    void set_running(bool running) override;
+    void starved() override;
+    void flush() override;
+    uint32_t latency_bytes() const override;
+
+    // Mainloop lock held.
+    void create(pa_context* context);
+    void detach();
+    void apply_volume(pa_context* context, const AudioChannelState& state);
+    AudioDirection direction() const { return direction_; }
+    // The server's sink-input or source-output index; PA_INVALID_INDEX until ready.
+    uint32_t index() const { return ready() ? pa_stream_get_index(stream_) : PA_INVALID_INDEX; }
+
+private:
+    static void on_state(pa_stream* stream, void* self);
+    static void on_underflow(pa_stream* stream, void* self);
+    static void on_read(pa_stream* stream, size_t bytes, void* self);
+    bool ready() const { return stream_ && pa_stream_get_state(stream_) == PA_STREAM_READY; }
+    void write_locked(const void* data, size_t bytes);
+
+    PulseBackend& backend_;
+    const AudioDirection direction_;
+    const AudioFormat format_;
+    pa_sample_spec spec_{};
+    pa_stream* stream_ = nullptr;
+    bool running_ = false;
+    std::vector<uint8_t> last_frame_;
+    std::vector<uint8_t> unsent_;  // written while the server was creating the stream
+    std::deque<uint8_t> recorded_;
+    bool primed_ = false;  // capture: enough recorded to hand out
+    size_t cushion_ = 0;   // capture: how much that is, in bytes
+};
+
+class PulseBackend final : public AudioBackend {
+public:
+    explicit PulseBackend(PulseAudioOptions options) : options_(std::move(options)) {}
+    ~PulseBackend() override {
+        if (!loop_) return;
+        pa_threaded_mainloop_stop(loop_);
+        if (retry_event_) pa_threaded_mainloop_get_api(loop_)->time_free(retry_event_);
+        drop_context();
+        pa_threaded_mainloop_free(loop_);
+    }
+
+    Result<void> start() {
+        loop_ = pa_threaded_mainloop_new();
+        if (!loop_) return make_error("audio: cannot create the PulseAudio client's main loop");
+        pa_threaded_mainloop_set_name(loop_, "atoll-pulse");
+        if (pa_threaded_mainloop_start(loop_) < 0) return make_error("audio: cannot start the PulseAudio client's thread");
+        Lock lock(loop_);
+        connect();
+        return {};
+    }
+
+    Result<std::unique_ptr<AudioStream>> open(AudioDirection direction, const AudioFormat& format) override {
+        auto stream = std::make_unique<PulseStream>(*this, direction, format);
+        Lock lock(loop_);
+        streams_.insert(stream.get());
+        if (context_ && pa_context_get_state(context_) == PA_CONTEXT_READY) stream->create(context_);
+        return std::unique_ptr<AudioStream>(std::move(stream));
+    }
+
+    void set_volume(AudioDirection direction, unsigned percent) override {
+        Lock lock(loop_);
+        {
+            std::lock_guard guard(status_mutex_);
+            channel(direction).volume_percent = std::min(percent, kMaxAudioVolumePercent);
+        }
+        apply_volumes(direction);
+    }
+    void set_muted(AudioDirection direction, bool muted) override {
+        Lock lock(loop_);
+        {
+            std::lock_guard guard(status_mutex_);
+            channel(direction).muted = muted;
+        }
+        apply_volumes(direction);
+    }
+    AudioStatus status() const override {
+        std::lock_guard guard(status_mutex_);
+        AudioStatus status = status_;
+        status.connected = connected_.load();
+        status.underruns = underruns_.load();
+        status.overruns = overruns_.load();
+        return status;
+    }
+
+    AudioChannelState channel_state(AudioDirection direction) const {
+        std::lock_guard guard(status_mutex_);
+        return direction == AudioDirection::Playback ? status_.playback : status_.capture;
+    }
+    const std::string& vm_name() const { return options_.vm_name; }
+    pa_threaded_mainloop* loop() const { return loop_; }
+    void forget(PulseStream* stream) { streams_.erase(stream); }  // mainloop lock held
+
+    void count_underrun() {
+        const uint64_t count = ++underruns_;
+        const auto now = std::chrono::steady_clock::now();
+        // One line per 10 s at most: an underrun storm must not flood the log.
+        if (count == 1 || now - last_underrun_log_ > std::chrono::seconds(10)) {
+            last_underrun_log_ = now;
+            fprintf(stderr, "atoll-vmm: audio: VM %s: playback underrun (%llu so far)\n", options_.vm_name.c_str(),
+                    static_cast<unsigned long long>(count));
+        }
+    }
+    void count_overrun() { ++overruns_; }
+
+    struct Lock {
+        explicit Lock(pa_threaded_mainloop* loop) : loop(loop) { pa_threaded_mainloop_lock(loop); }
+        ~Lock() { pa_threaded_mainloop_unlock(loop); }
+        pa_threaded_mainloop* loop;
+    };
+
+private:
+    AudioChannelState& channel(AudioDirection direction) {
+        return direction == AudioDirection::Playback ? status_.playback : status_.capture;
+    }
+
+    void apply_volumes(AudioDirection direction) {
+        if (!context_ || pa_context_get_state(context_) != PA_CONTEXT_READY) return;
+        const auto state = channel_state(direction);
+        for (auto* stream : streams_)
+            if (stream->direction() == direction) stream->apply_volume(context_, state);
+    }
+
+    void connect() {
+        pa_proplist* properties = pa_proplist_new();
+        const std::string application = "Atoll: " + options_.vm_name;
+        pa_proplist_sets(properties, PA_PROP_APPLICATION_NAME, application.c_str());
+        pa_proplist_sets(properties, PA_PROP_APPLICATION_ID, "org.atoll.Atoll");
+        pa_proplist_sets(properties, PA_PROP_APPLICATION_ICON_NAME, "computer");
+        pa_proplist_sets(properties, "atoll.vm", options_.vm_name.c_str());
+        context_ = pa_context_new_with_proplist(pa_threaded_mainloop_get_api(loop_), application.c_str(), properties);
+        pa_proplist_free(properties);
+        if (!context_) {
+            schedule_retry();
+            return;
+        }
+        pa_context_set_state_callback(context_, &PulseBackend::on_context_state, this);
+        // No autospawn: a VMM must not start a sound server of its own.
+        if (pa_context_connect(context_, options_.server.empty() ? nullptr : options_.server.c_str(),
+                               PA_CONTEXT_NOAUTOSPAWN, nullptr) < 0)
+            lost(pa_strerror(pa_context_errno(context_)));
+    }
+
+    void drop_context() {
+        for (auto* stream : streams_) stream->detach();
+        if (!context_) return;
+        pa_context_set_state_callback(context_, nullptr, nullptr);
+        pa_context_disconnect(context_);
+        pa_context_unref(context_);
+        context_ = nullptr;
+    }
+
+    void lost(const std::string& why) {
+        const bool was_connected = connected_.exchange(false);
+        if (was_connected || !reported_absent_) {
+            fprintf(stderr, "atoll-vmm: audio: VM %s: PulseAudio%s%s: %s; retrying every %u ms\n",
+                    options_.vm_name.c_str(), options_.server.empty() ? "" : " at ", options_.server.c_str(),
+                    why.c_str(), options_.retry_ms);
+            reported_absent_ = true;
+        }
+        drop_context();
+        schedule_retry();
+    }
+
+    void schedule_retry() {
+        if (retry_event_) return;
+        timeval when{};
+        gettimeofday(&when, nullptr);
+        pa_timeval_add(&when, pa_usec_t{options_.retry_ms} * 1000);
+        retry_event_ = pa_threaded_mainloop_get_api(loop_)->time_new(
+            pa_threaded_mainloop_get_api(loop_), &when,
+            [](pa_mainloop_api* api, pa_time_event* event, const timeval*, void* self) {
+                auto* backend = static_cast<PulseBackend*>(self);
+                api->time_free(event);
+                backend->retry_event_ = nullptr;
+                backend->connect();
+            },
+            this);
+    }
+
+    static void on_context_state(pa_context* context, void* self) {
+        auto* backend = static_cast<PulseBackend*>(self);
+        switch (pa_context_get_state(context)) {
+        case PA_CONTEXT_READY:
+            backend->connected_ = true;
+            backend->reported_absent_ = false;
+            fprintf(stderr, "atoll-vmm: audio: VM %s: connected to PulseAudio\n", backend->options_.vm_name.c_str());
+            for (auto* stream : backend->streams_) stream->create(context);
+            // Volume and mute set in pavucontrol or pactl show in `status` too.
+            pa_context_set_subscribe_callback(context, &PulseBackend::on_subscribe, backend);
+            if (pa_operation* operation = pa_context_subscribe(
+                    context,
+                    static_cast<pa_subscription_mask_t>(PA_SUBSCRIPTION_MASK_SINK_INPUT | PA_SUBSCRIPTION_MASK_SOURCE_OUTPUT),
+                    nullptr, nullptr))
+                pa_operation_unref(operation);
+            break;
+        case PA_CONTEXT_FAILED:
+        case PA_CONTEXT_TERMINATED:
+            backend->lost(pa_strerror(pa_context_errno(context)));
+            break;
+        default: break;
+        }
+    }
+
+    static void on_subscribe(pa_context* context, pa_subscription_event_type_t type, uint32_t index, void* self) {
+        auto* backend = static_cast<PulseBackend*>(self);
+        if ((type & PA_SUBSCRIPTION_EVENT_TYPE_MASK) != PA_SUBSCRIPTION_EVENT_CHANGE) return;
+        const auto facility = type & PA_SUBSCRIPTION_EVENT_FACILITY_MASK;
+        for (auto* stream : backend->streams_) {
+            if (stream->index() != index) continue;
+            pa_operation* operation = nullptr;
+            if (facility == PA_SUBSCRIPTION_EVENT_SINK_INPUT && stream->direction() == AudioDirection::Playback)
+                operation = pa_context_get_sink_input_info(
+                    context, index,
+                    [](pa_context*, const pa_sink_input_info* info, int, void* self) {
+                        if (info) static_cast<PulseBackend*>(self)->observed(AudioDirection::Playback, info->volume, info->mute);
+                    },
+                    backend);
+            if (facility == PA_SUBSCRIPTION_EVENT_SOURCE_OUTPUT && stream->direction() == AudioDirection::Capture)
+                operation = pa_context_get_source_output_info(
+                    context, index,
+                    [](pa_context*, const pa_source_output_info* info, int, void* self) {
+                        if (info) static_cast<PulseBackend*>(self)->observed(AudioDirection::Capture, info->volume, info->mute);
+                    },
+                    backend);
+            if (operation) pa_operation_unref(operation);
+        }
+    }
+
+    // What the server says the VM's stream is set to, whoever set it.
+    void observed(AudioDirection direction, const pa_cvolume& volume, int muted) {
+        std::lock_guard guard(status_mutex_);
+        auto& state = channel(direction);
+        state.volume_percent = static_cast<unsigned>(
+            std::min<uint64_t>((uint64_t{pa_cvolume_avg(&volume)} * 100 + PA_VOLUME_NORM / 2) / PA_VOLUME_NORM,
+                               kMaxAudioVolumePercent));
+        state.muted = muted != 0;
+    }
+
+    PulseAudioOptions options_;
+    pa_threaded_mainloop* loop_ = nullptr;
+    pa_context* context_ = nullptr;
+    pa_time_event* retry_event_ = nullptr;
+    std::set<PulseStream*> streams_;
+    bool reported_absent_ = false;
+    std::atomic<bool> connected_{false};
+    std::atomic<uint64_t> underruns_{0};
+    std::atomic<uint64_t> overruns_{0};
+    std::chrono::steady_clock::time_point last_underrun_log_{};
+    mutable std::mutex status_mutex_;
+    AudioStatus status_{"pulse", false, 0, 0, {}, {}};
+};
+
+PulseStream::PulseStream(PulseBackend& backend, AudioDirection direction, const AudioFormat& format)
+    : backend_(backend), direction_(direction), format_(format) {
+    spec_.format = pulse_format(format.sample);
+    spec_.rate = format.rate;
+    spec_.channels = format.channels;
+}
+
+PulseStream::~PulseStream() {
+    PulseBackend::Lock lock(backend_.loop());
+    backend_.forget(this);
+    if (direction_ == AudioDirection::Playback && running_ && ready()) {
+        // The guest is done with a drained stream; the server still holds its
+        // last few milliseconds. The pa_stream lives on until they played.
+        pa_stream_set_state_callback(stream_, nullptr, nullptr);
+        pa_stream_set_underflow_callback(stream_, nullptr, nullptr);
+        auto finished = [](pa_stream* stream, int, void*) {
+            pa_stream_disconnect(stream);
+            pa_stream_unref(stream);
+        };
+        if (pa_operation* operation = pa_stream_drain(stream_, finished, nullptr)) {
+            pa_operation_unref(operation);
+            stream_ = nullptr;
+            return;
+        }
+    }
+    detach();
+}
+
+void PulseStream::create(pa_context* context) {
+    detach();
+    const bool playback = direction_ == AudioDirection::Playback;
+    pa_proplist* properties = pa_proplist_new();
+    const std::string media = backend_.vm_name() + (playback ? " playback" : " capture");
+    pa_proplist_sets(properties, PA_PROP_MEDIA_NAME, media.c_str());
+    pa_proplist_sets(properties, "atoll.vm", backend_.vm_name().c_str());
+    pa_channel_map map;
+    pa_channel_map_init_auto(&map, spec_.channels, PA_CHANNEL_MAP_DEFAULT);
+    stream_ = pa_stream_new_with_proplist(context, media.c_str(), &spec_, &map, properties);
+    pa_proplist_free(properties);
+    if (!stream_) return;
+    pa_stream_set_state_callback(stream_, &PulseStream::on_state, this);
+
+    const auto state = backend_.channel_state(direction_);
+    pa_buffer_attr attributes;
+    attributes.maxlength = static_cast<uint32_t>(-1);
+    attributes.prebuf = static_cast<uint32_t>(-1);
+    attributes.minreq = static_cast<uint32_t>(-1);
+    attributes.tlength = static_cast<uint32_t>(-1);
+    attributes.fragsize = static_cast<uint32_t>(-1);
+    int flags = PA_STREAM_ADJUST_LATENCY | PA_STREAM_AUTO_TIMING_UPDATE | PA_STREAM_INTERPOLATE_TIMING |
+                (state.muted ? PA_STREAM_START_MUTED : PA_STREAM_START_UNMUTED) | (running_ ? 0 : PA_STREAM_START_CORKED);
+    pa_cvolume volume;
+    pa_cvolume_set(&volume, spec_.channels, pulse_volume(state.volume_percent));
+    int result;
+    if (playback) {
+        attributes.tlength = static_cast<uint32_t>(pa_usec_to_bytes(pa_usec_t{kPlaybackTargetMs} * 1000, &spec_));
+        pa_stream_set_underflow_callback(stream_, &PulseStream::on_underflow, this);
+        result = pa_stream_connect_playback(stream_, nullptr, &attributes, static_cast<pa_stream_flags_t>(flags),
+                                            &volume, nullptr);
+    } else {
+        attributes.fragsize = static_cast<uint32_t>(pa_usec_to_bytes(pa_usec_t{kCaptureFragmentMs} * 1000, &spec_));
+        pa_stream_set_read_callback(stream_, &PulseStream::on_read, this);
+        result = pa_stream_connect_record(stream_, nullptr, &attributes, static_cast<pa_stream_flags_t>(flags));
+    }
+    if (result < 0) detach();
+}
+
+void PulseStream::detach() {
+    unsent_.clear();
+    if (!stream_) return;
+    pa_stream_set_state_callback(stream_, nullptr, nullptr);
+    pa_stream_set_underflow_callback(stream_, nullptr, nullptr);
+    pa_stream_set_read_callback(stream_, nullptr, nullptr);
+    if (pa_stream_get_state(stream_) == PA_STREAM_READY || pa_stream_get_state(stream_) == PA_STREAM_CREATING)
+        pa_stream_disconnect(stream_);
+    pa_stream_unref(stream_);
+    stream_ = nullptr;
+}
+
+void PulseStream::on_state(pa_stream* stream, void* self) {
+    // A START or STOP that came while the server was creating the stream
+    // could not be sent then: bring the server's cork state in line now.
+    auto* us = static_cast<PulseStream*>(self);
+    if (pa_stream_get_state(stream) != PA_STREAM_READY) return;
+    if (pa_operation* operation = pa_stream_cork(stream, us->running_ ? 0 : 1, nullptr, nullptr))
+        pa_operation_unref(operation);
+    if (!us->unsent_.empty()) {
+        pa_stream_write(stream, us->unsent_.data(), us->unsent_.size(), nullptr, 0, PA_SEEK_RELATIVE);
+        us->unsent_.clear();
+    }
+}
+
+void PulseStream::on_underflow(pa_stream*, void* self) { static_cast<PulseStream*>(self)->backend_.count_underrun(); }
+
+void PulseStream::on_read(pa_stream* stream, size_t, void* self) {
+    auto* us = static_cast<PulseStream*>(self);
+    const size_t limit = pa_usec_to_bytes(pa_usec_t{kCaptureBacklogMs} * 1000, &us->spec_);
+    const void* data = nullptr;
+    size_t bytes = 0;
+    while (pa_stream_readable_size(stream) > 0) {
+        if (pa_stream_peek(stream, &data, &bytes) < 0 || bytes == 0) break;
+        const auto* begin = static_cast<const uint8_t*>(data);
+        if (begin) us->recorded_.insert(us->recorded_.end(), begin, begin + bytes);
+        else us->recorded_.insert(us->recorded_.end(), bytes, 0);  // a hole: silence
+        pa_stream_drop(stream);
+    }
+    if (us->recorded_.size() > limit) {
+        // The guest is not reading: keep the newest, whole frames.
+        size_t excess = us->recorded_.size() - limit;
+        excess -= excess % us->format_.frame_bytes();
+        us->recorded_.erase(us->recorded_.begin(), us->recorded_.begin() + static_cast<ptrdiff_t>(excess));
+        us->backend_.count_overrun();
+    }
+}
+
+void PulseStream::write_locked(const void* data, size_t bytes) {
+    if (bytes == 0 || !stream_) return;
+    if (pa_stream_get_state(stream_) == PA_STREAM_CREATING) {
+        // The server has not answered yet: keep it (up to a bound) for when it does.
+        const auto* begin = static_cast<const uint8_t*>(data);
+        if (unsent_.size() + bytes <= pa_usec_to_bytes(pa_usec_t{kUnsentLimitMs} * 1000, &spec_))
+            unsent_.insert(unsent_.end(), begin, begin + bytes);
+        return;
+    }
+    if (!ready()) return;
+    pa_stream_write(stream_, data, bytes, nullptr, 0, PA_SEEK_RELATIVE);
+}
+
+void PulseStream::write(std::span<const uint8_t> frames) {
+    if (frames.size() < format_.frame_bytes()) return;
+    PulseBackend::Lock lock(backend_.loop());
+    write_locked(frames.data(), frames.size());
+    last_frame_.assign(frames.end() - format_.frame_bytes(), frames.end());
+}
+
+void PulseStream::starved() {
+    PulseBackend::Lock lock(backend_.loop());
+    if (last_frame_.empty()) return;
+    std::vector<uint8_t> tail;
+    append_fade_out(format_, last_frame_, format_.rate * kFadeOutMs / 1000, tail);
+    write_locked(tail.data(), tail.size());
+    last_frame_.clear();
+}
+
+void PulseStream::read(std::span<uint8_t> frames) {
+    PulseBackend::Lock lock(backend_.loop());
+    // The server delivers in fragments with some jitter (a monitor source in
+    // blocks as long as its sink's latency), the guest takes periods by the
+    // device's clock: keep a cushion before handing out any, so a late
+    // fragment is not a gap in the middle of a period. Each time the guest
+    // still catches up with the server, the cushion doubles (up to 200 ms).
+    if (cushion_ == 0) cushion_ = 2 * frames.size();
+    if (!primed_) {
+        if (recorded_.size() < cushion_) {
+            std::fill(frames.begin(), frames.end(), 0);
+            return;
+        }
+        primed_ = true;
+    }
+    if (recorded_.size() < frames.size()) {
+        primed_ = false;
+        cushion_ = std::min(2 * cushion_, pa_usec_to_bytes(pa_usec_t{kCaptureCushionMaxMs} * 1000, &spec_));
+    }
+    const size_t taken = std::min(frames.size(), recorded_.size());
+    std::copy_n(recorded_.begin(), taken, frames.begin());
+    recorded_.erase(recorded_.begin(), recorded_.begin() + static_cast<ptrdiff_t>(taken));
+    std::fill(frames.begin() + static_cast<ptrdiff_t>(taken), frames.end(), 0);
+}
+
+void PulseStream::set_running(bool running) {
+    PulseBackend::Lock lock(backend_.loop());
+    if (running_ == running) return;
+    running_ = running;
+    if (running && direction_ == AudioDirection::Capture) {
+        recorded_.clear();
+        primed_ = false;
+    }
+    if (ready()) {
+        if (pa_operation* operation = pa_stream_cork(stream_, running ? 0 : 1, nullptr, nullptr))
+            pa_operation_unref(operation);
+    }
+}
+
+void PulseStream::flush() {
+    PulseBackend::Lock lock(backend_.loop());
+    recorded_.clear();
+    primed_ = false;
+    last_frame_.clear();
+    unsent_.clear();
+    if (ready()) {
+        if (pa_operation* operation = pa_stream_flush(stream_, nullptr, nullptr)) pa_operation_unref(operation);
+    }
+}
+
+uint32_t PulseStream::latency_bytes() const {
+    PulseBackend::Lock lock(backend_.loop());
+    if (!ready()) return 0;
+    pa_usec_t latency = 0;
+    int negative = 0;
+    if (pa_stream_get_latency(stream_, &latency, &negative) < 0 || negative) return 0;
+    return static_cast<uint32_t>(std::min<size_t>(pa_usec_to_bytes(latency, &spec_), UINT32_MAX));
+}
+
+void PulseStream::apply_volume(pa_context* context, const AudioChannelState& state) {
+    if (!ready()) return;
+    const uint32_t index = pa_stream_get_index(stream_);
+    pa_cvolume volume;
+    pa_cvolume_set(&volume, spec_.channels, pulse_volume(state.volume_percent));
+    pa_operation* volume_operation;
+    pa_operation* mute_operation;
+    if (direction_ == AudioDirection::Playback) {
+        volume_operation = pa_context_set_sink_input_volume(context, index, &volume, nullptr, nullptr);
+        mute_operation = pa_context_set_sink_input_mute(context, index, state.muted, nullptr, nullptr);
+    } else {
+        volume_operation = pa_context_set_source_output_volume(context, index, &volume, nullptr, nullptr);
+        mute_operation = pa_context_set_source_output_mute(context, index, state.muted, nullptr, nullptr);
+    }
+    if (volume_operation) pa_operation_unref(volume_operation);
+    if (mute_operation) pa_operation_unref(mute_operation);
+}
+
+}  // namespace
+
+Result<std::shared_ptr<AudioBackend>> make_pulse_audio_backend(const PulseAudioOptions& options) {
+    auto backend = std::make_shared<PulseBackend>(options);
+    ATOLL_TRY(backend->start());
+    return std::shared_ptr<AudioBackend>(std::move(backend));
+}
+
+}  // namespace atl::vmm
