@@ -58,6 +58,7 @@ Outcome<std::unique_ptr<ControlClient>> ControlClient::connect(const std::string
     client->hello_.pid = hello["pid"].get<int64_t>();
     if (hello.contains("name") && hello["name"].is_string()) client->hello_.name = hello["name"].get<std::string>();
     if (hello.contains("state") && hello["state"].is_string()) client->hello_.state = hello["state"].get<std::string>();
+    if (hello.contains("audio")) client->hello_.audio = hello["audio"];
     return client;
 }
 

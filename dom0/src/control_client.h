@@ -18,6 +18,7 @@ struct VmmHello {
     std::string name;
     int64_t pid = 0;
     std::string state;  // running, paused, shutting-down
+    nlohmann::json audio;  // as in "status"; null without a sound device
 };
 
 // Splits a byte stream into lines, refusing lines longer than the protocol allows.

@@ -84,7 +84,7 @@ Outcome<void> write_file_atomically(const std::string& path, const std::string& 
 // The VMM's view of a definition (hypervisor/include/atoll/vmm/config.h), with
 // resolved paths and the serial console on a socket for atollctl console.
 Outcome<vmm::VmConfig> to_vmm_config(const VmDefinition& d, const std::string& serial_socket,
-                                     const std::string& display_socket) {
+                                     const std::string& display_socket, const std::string& audio_server) {
     if (d.boot.kind != BootSource::Kind::Kernel)
         return fault(ErrorKind::Failed, "VM '" + d.name +
                                             "' boots from a disk, which needs firmware atoll-vmm does not have yet; "
@@ -114,9 +114,29 @@ Outcome<vmm::VmConfig> to_vmm_config(const VmDefinition& d, const std::string& s
         config.display.height = static_cast<unsigned>(display->height);
         config.display.scanouts = static_cast<unsigned>(display->scanouts);
     }
+    if (auto audio = audio_definition(d)) {
+        config.audio.backend = vmm::AudioConfig::Backend::Pulse;
+        config.audio.server = audio->server.empty() ? audio_server : audio->server;
+    }
     if (auto valid = vmm::validate_vm_config(config); !valid)
         return fault(ErrorKind::Failed, "VM '" + d.name + "': atoll-vmm would refuse it: " + valid.error().message);
     return config;
+}
+
+// The "audio" object of atoll-vmm's status, greeting and events.
+std::optional<AudioState> audio_state_from(const nlohmann::json& audio) {
+    if (!audio.is_object()) return std::nullopt;
+    AudioState state;
+    if (audio.contains("connected") && audio["connected"].is_boolean()) state.connected = audio["connected"].get<bool>();
+    if (audio.contains("underruns") && audio["underruns"].is_number_unsigned())
+        state.underruns = audio["underruns"].get<uint64_t>();
+    if (audio.contains("playback") && audio["playback"].is_object()) {
+        const auto& playback = audio["playback"];
+        if (playback.contains("volume_percent") && playback["volume_percent"].is_number_unsigned())
+            state.volume_percent = std::min(playback["volume_percent"].get<unsigned>(), 150u);
+        if (playback.contains("muted") && playback["muted"].is_boolean()) state.muted = playback["muted"].get<bool>();
+    }
+    return state;
 }
 
 // What atoll-vmm's --exit-file says, if it is there and well-formed.
@@ -155,6 +175,7 @@ struct Run {
     std::string control_socket;
     std::string console_socket;
     std::optional<VncEndpoint> vnc;  // as atoll-display last reported it
+    std::optional<AudioState> audio;  // as atoll-vmm last reported it
     ~Run() {
         if (signal_fd >= 0) close(signal_fd);
     }
@@ -201,6 +222,39 @@ public:
             log_info("VM '" + vm.definition.name + "': VNC at " + vnc_address_text(*vm.run->vnc));
         if (observer) observer->vm_changed(info_locked(vm), false);
     }
+    void set_audio_locked(Vm& vm, std::optional<AudioState> audio) {
+        if (!vm.run || audio == vm.run->audio) return;
+        if (audio && vm.run->audio && audio->underruns > vm.run->audio->underruns)
+            log_warning("VM '" + vm.definition.name + "': " + std::to_string(audio->underruns) +
+                        " audio underruns so far (PulseAudio ran out of its sound)");
+        vm.run->audio = audio;
+        if (observer) observer->vm_changed(info_locked(vm), false);
+    }
+
+    Outcome<void> audio_command(const std::string& uuid, const char* command, const nlohmann::json& arguments) {
+        uint64_t run_id = 0;
+        std::string name;
+        {
+            std::lock_guard lock(mutex);
+            auto found = lookup_locked(uuid);
+            if (!found) return found.error();
+            auto vm = *found;
+            name = vm->definition.name;
+            if (!audio_definition(vm->definition))
+                return fault(ErrorKind::InvalidState, "VM '" + name + "' has no sound device (\"audio\" in its definition)");
+            if (!vm->run || vm->runtime.state == VmState::Starting || !state_is_active(vm->runtime.state))
+                return not_running_fault(*vm, "start it first");
+            run_id = vm->run->id;
+        }
+        auto reply = supervisor->request(run_id, command, milliseconds(5000), arguments);
+        if (!reply) return fault(reply.error().kind, "VM '" + name + "': " + reply.error().message);
+        std::lock_guard lock(mutex);
+        auto vm = find_locked(uuid);
+        if (vm && vm->run && vm->run->id == run_id && reply->contains("audio"))
+            set_audio_locked(*vm, audio_state_from((*reply)["audio"]));
+        return {};
+    }
+
     void display_state_changed(const std::string& vm_name) {
         std::lock_guard lock(mutex);
         for (auto& [uuid, vm] : vms) {
@@ -226,6 +280,7 @@ public:
         if (vm.run && state_is_active(vm.runtime.state) && vm.runtime.state != VmState::Starting) {
             info.console_socket = vm.run->console_socket;
             info.vnc = vm.run->vnc;
+            info.audio = vm.run->audio;
         }
         info.busy = !vm.busy.empty();
         return info;
@@ -385,6 +440,10 @@ public:
         if (!vm || !vm->run || vm->run->id != run_id || vm->runtime.state == VmState::Starting) return;
         RuntimeRecord record = vm->runtime;
         const std::string kind = event.value("event", "");
+        if (kind == "audio" && event.contains("audio")) {
+            set_audio_locked(*vm, audio_state_from(event["audio"]));
+            return;
+        }
         if (kind == "state" && event.contains("state") && event["state"].is_string()) {
             const std::string announced = event["state"].get<std::string>();
             auto& echoes = vm->run->echoes;
@@ -438,7 +497,7 @@ public:
         const std::string console_socket = path_for(uuid, ".serial");
         const std::string config_path = path_for(uuid, ".json");
         const std::string log_path = path_for(uuid, ".log");
-        auto config = to_vmm_config(*checked, console_socket, options.display_socket);
+        auto config = to_vmm_config(*checked, console_socket, options.display_socket, options.audio_server);
         if (!config) return config.error();
         remove_run_files(uuid);
         if (auto written = write_file_atomically(config_path, vmm::vm_config_to_json(*config) + "\n"); !written)
@@ -570,6 +629,7 @@ public:
         {
             std::lock_guard lock(mutex);
             run_owner[run->id] = uuid;
+            run->audio = audio_state_from(hello.audio);
         }
         std::string unread;
         const int control_fd = client->release(unread);
@@ -676,6 +736,7 @@ public:
                     fcntl(run->signal_fd, F_SETFD, FD_CLOEXEC);
                     run->control_socket = control_socket;
                     run->console_socket = path_for(uuid, ".serial");
+                    run->audio = audio_state_from(status->value("audio", nlohmann::json()));
                     vm->run = run;
                     run_owner[run->id] = uuid;
                     const VmState state = vmm_state(status->value("state", hello.state)).value_or(VmState::Running);
@@ -985,6 +1046,7 @@ std::optional<VmStatus> Daemon::status(const std::string& uuid) const {
     if (vm->run && state_is_active(vm->runtime.state) && vm->runtime.state != VmState::Starting) {
         status.console_socket = vm->run->console_socket;
         status.vnc = vm->run->vnc;
+        status.audio = vm->run->audio;
     }
     status.autostart = vm->definition.autostart;
     return status;
@@ -1058,6 +1120,15 @@ Outcome<void> Daemon::pause(const std::string& uuid) {
 
 Outcome<void> Daemon::resume(const std::string& uuid) {
     return impl_->simple_command(uuid, "resume", {VmState::Paused}, "only a paused VM can be resumed");
+}
+
+Outcome<void> Daemon::set_audio_volume(const std::string& uuid, unsigned percent) {
+    if (percent > 150) return fault(ErrorKind::InvalidArgument, "volume " + std::to_string(percent) + " %: at most 150");
+    return impl_->audio_command(uuid, "audio-volume", {{"percent", percent}, {"stream", "both"}});
+}
+
+Outcome<void> Daemon::set_audio_muted(const std::string& uuid, bool muted) {
+    return impl_->audio_command(uuid, "audio-mute", {{"muted", muted}, {"stream", "both"}});
 }
 
 Outcome<void> Daemon::set_autostart(const std::string& uuid, bool autostart) {

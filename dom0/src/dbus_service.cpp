@@ -178,6 +178,14 @@ public:
         if (info.boot_count != last_.boot_count) names.push_back("BootCount");
         if (info.started_unix_us != last_.started_unix_us) names.push_back("StartedAt");
         if (info.console_socket != last_.console_socket) names.push_back("ConsoleSocket");
+        if (info.audio != last_.audio) {
+            const AudioState none, now = info.audio.value_or(none), before = last_.audio.value_or(none);
+            if (info.audio.has_value() != last_.audio.has_value()) names.push_back("HasAudio");
+            if (now.volume_percent != before.volume_percent) names.push_back("AudioVolume");
+            if (now.muted != before.muted) names.push_back("AudioMuted");
+            if (now.connected != before.connected) names.push_back("AudioConnected");
+            if (now.underruns != before.underruns) names.push_back("AudioUnderruns");
+        }
         if (info.vnc != last_.vnc) {
             names.push_back("VncAddress");
             names.push_back("VncTls");
@@ -227,6 +235,16 @@ private:
             return {};
         }, this);
     }
+    void SetAudioVolume(sdbus::Result<>&& result, uint32_t percent) override {
+        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_, percent] {
+            return daemon.set_audio_volume(uuid, percent);
+        }, this);
+    }
+    void SetAudioMuted(sdbus::Result<>&& result, bool muted) override {
+        service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_, muted] {
+            return daemon.set_audio_muted(uuid, muted);
+        }, this);
+    }
     void Undefine(sdbus::Result<>&& result) override {
         service_.async_void(std::move(result), [&daemon = daemon(), uuid = uuid_] { return daemon.undefine(uuid); }, this);
     }
@@ -256,6 +274,11 @@ private:
     uint32_t BootCount() override { return status().boot_count; }
     uint64_t StartedAt() override { return status().started_unix_us; }
     uint64_t CpuTimeNs() override { return process_cpu_time_ns(status().pid); }
+    bool HasAudio() override { return status().audio.has_value(); }
+    uint32_t AudioVolume() override { return status().audio.value_or(AudioState{}).volume_percent; }
+    bool AudioMuted() override { return status().audio.value_or(AudioState{}).muted; }
+    bool AudioConnected() override { return status().audio.value_or(AudioState{}).connected; }
+    uint64_t AudioUnderruns() override { return status().audio.value_or(AudioState{}).underruns; }
     std::string VncAddress() override {
         const auto vnc = status().vnc;
         return vnc ? make_valid_utf8(vnc_address_text(*vnc)) : std::string();

@@ -87,7 +87,8 @@ void Supervisor::watch(uint64_t run, int pidfd, bool child, int control_fd, std:
     (void)!write(wake_fd_, &one, sizeof one);
 }
 
-Outcome<json> Supervisor::request(uint64_t run, const std::string& command, std::chrono::milliseconds timeout) {
+Outcome<json> Supervisor::request(uint64_t run, const std::string& command, std::chrono::milliseconds timeout,
+                                  const json& arguments) {
     auto pending = std::make_shared<Pending>();
     pending->command = command;
     std::unique_lock lock(mutex_);
@@ -96,7 +97,9 @@ Outcome<json> Supervisor::request(uint64_t run, const std::string& command, std:
         return fault(ErrorKind::Failed, "atoll-vmm is gone (no control connection)");
     auto watched = it->second;
     const uint64_t id = watched->next_id++;
-    const std::string line = json{{"id", id}, {"command", command}}.dump() + "\n";
+    json request{{"id", id}, {"command", command}};
+    if (arguments.is_object()) request["arguments"] = arguments;
+    const std::string line = request.dump() + "\n";
     // A short line on a socket that is read all the time: it fits, or the VMM is stuck.
     const ssize_t sent = send(watched->control_fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (sent != static_cast<ssize_t>(line.size()))

@@ -62,7 +62,8 @@ public:
     // Sends a command on the run's connection and waits for its reply: the
     // result object, or InvalidState (the VMM's invalid-state), Timeout, or
     // Failed (any other refusal, or the VMM gone).
-    Outcome<nlohmann::json> request(uint64_t run, const std::string& command, std::chrono::milliseconds timeout);
+    Outcome<nlohmann::json> request(uint64_t run, const std::string& command, std::chrono::milliseconds timeout,
+                                    const nlohmann::json& arguments = nullptr);
 
 private:
     struct Pending;

@@ -134,6 +134,18 @@ Outcome<DisplayDefinition> parse_display(const json& entry) {
     return display;
 }
 
+Outcome<AudioDefinition> parse_audio(const json& entry) {
+    if (!entry.is_object()) return invalid(std::string("audio: expected an object, got ") + entry.type_name());
+    ATOLL_DOM0_TRY(refuse_unknown_keys(entry, {"server"}, "audio."));
+    AudioDefinition audio;
+    ATOLL_DOM0_TRY(take_string(entry, "server", audio.server, "audio."));
+    if (audio.server.size() > 1024) return invalid("audio.server: longer than 1024 bytes");
+    for (unsigned char c : audio.server) {
+        if (c < 0x20 || c == 0x7f) return invalid("audio.server: " + quote_text(audio.server) + " has control characters");
+    }
+    return audio;
+}
+
 bool printable(const std::string& text) {
     return std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; });
 }
@@ -478,7 +490,16 @@ Outcome<void> validate_vm_definition(const VmDefinition& d) {
     json extra = json::parse(d.extra_json, nullptr, false);
     if (extra.is_discarded() || !extra.is_object()) return invalid("display/audio/usb: not a JSON object");
     if (extra.contains("display")) ATOLL_DOM0_TRY(parse_display(extra["display"]));
+    if (extra.contains("audio")) ATOLL_DOM0_TRY(parse_audio(extra["audio"]));
     return {};
+}
+
+std::optional<AudioDefinition> audio_definition(const VmDefinition& d) {
+    json extra = json::parse(d.extra_json, nullptr, false);
+    if (!extra.is_object() || !extra.contains("audio")) return std::nullopt;
+    auto audio = parse_audio(extra["audio"]);
+    if (!audio) return std::nullopt;
+    return *audio;
 }
 
 std::optional<DisplayDefinition> display_definition(const VmDefinition& d) {

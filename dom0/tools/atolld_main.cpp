@@ -30,7 +30,7 @@ std::string environment(const char* name, const std::string& fallback) {
 int main(int argc, char** argv) {
     CLI::App app{"atolld: the Atoll VM manager (D-Bus service org.atoll.Atoll1)"};
     bool session = false, no_autostart = false;
-    std::string address, database, runtime_dir, vmm_path, display_socket, display_state_dir;
+    std::string address, database, runtime_dir, vmm_path, display_socket, display_state_dir, pulse_server;
     std::vector<std::string> storage_dirs;
     unsigned start_timeout_seconds = 15;
     app.add_flag("--session", session, "serve the session bus (development, tests)");
@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
                                                        "(default RUNTIME_DIR/display.sock)");
     app.add_option("--display-state-dir", display_state_dir, "where atoll-display keeps each VM's VNC address "
                                                              "(default RUNTIME_DIR/display)");
+    app.add_option("--pulse-server", pulse_server, "PulseAudio server for VMs with \"audio\" that name none "
+                                                   "(default: libpulse's own default)");
     app.add_option("--start-timeout", start_timeout_seconds, "seconds atoll-vmm gets to come up");
     app.add_flag("--no-autostart", no_autostart, "do not start the autostart VMs");
     try {
@@ -86,6 +88,7 @@ int main(int argc, char** argv) {
     options.vmm_path = !vmm_path.empty() ? vmm_path : atl::dom0::default_vmm_path();
     options.display_socket = display_socket;  // empty: beside the VMs, where atoll-display listens by default
     options.display_state_dir = display_state_dir;
+    options.audio_server = pulse_server;
     options.start_timeout = std::chrono::seconds(start_timeout_seconds);
     options.autostart = !no_autostart;
 

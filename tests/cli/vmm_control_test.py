@@ -109,6 +109,7 @@ class ControlSocketTest(unittest.TestCase):
     def test_audio_status_volume_and_mute(self):
         # No PulseAudio at that address: the VM runs, the client keeps retrying.
         client = self.start(extra=["--audio", "pulse,server=unix:/nonexistent/atoll-test/native"])
+        self.assertEqual(client.hello["audio"]["backend"], "pulse", "the greeting carries the sound's state")
         audio = client.call("status")["result"]["audio"]
         self.assertEqual((audio["backend"], audio["connected"], audio["underruns"]), ("pulse", False, 0))
         self.assertEqual(audio["playback"], {"volume_percent": 100, "muted": False})
@@ -127,9 +128,13 @@ class ControlSocketTest(unittest.TestCase):
             self.assertEqual(reply["error"]["code"], "bad-request", (command, arguments, reply))
         audio = client.call("status")["result"]["audio"]
         self.assertEqual(audio["playback"], {"volume_percent": 40, "muted": True}, "refused requests changed nothing")
+        # Watchers hear of the change without asking.
+        event = client.wait_event("audio", timeout=5)
+        self.assertEqual(event["audio"]["playback"], {"volume_percent": 40, "muted": True})
 
     def test_without_audio_there_is_nothing_to_set(self):
         client = self.start()
+        self.assertIsNone(client.hello["audio"])
         self.assertIsNone(client.call("status")["result"]["audio"])
         self.assertEqual(client.call("audio-volume", percent=50)["error"]["code"], "invalid-state")
 

@@ -23,6 +23,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 namespace atl::dom0 {
@@ -242,6 +243,32 @@ int cmd_vnc(Ctl& ctl, const std::string& name) {
     return kCtlOk;
 }
 
+// Shows the VM's sound, after setting what was asked.
+int cmd_audio(Ctl& ctl, const std::string& name, std::optional<unsigned> volume, std::optional<bool> muted) {
+    auto vm = ctl.vm(name);
+    if (volume) vm->SetAudioVolume(*volume);
+    if (muted) vm->SetAudioMuted(*muted);
+    if (!vm->HasAudio()) {
+        const json config = json::parse(vm->Config(), nullptr, false);
+        if (!config.is_object() || !config.contains("audio"))
+            std::cerr << "atollctl: VM '" << name << "' has no sound device (no \"audio\" in its definition)\n";
+        else
+            std::cerr << "atollctl: VM '" << name << "' has no sound now (it is " << vm->State() << ")\n";
+        return kCtlInvalidState;
+    }
+    const unsigned percent = vm->AudioVolume();
+    const bool is_muted = vm->AudioMuted(), connected = vm->AudioConnected();
+    const uint64_t underruns = vm->AudioUnderruns();
+    if (ctl.as_json()) {
+        print_json({{"volume_percent", percent}, {"muted", is_muted}, {"connected", connected}, {"underruns", underruns}});
+    } else {
+        std::printf("Volume:       %u%%%s\n", percent, is_muted ? " (muted)" : "");
+        std::printf("PulseAudio:   %s\n", connected ? "connected" : "not reachable (retrying)");
+        std::printf("Underruns:    %llu\n", static_cast<unsigned long long>(underruns));
+    }
+    return kCtlOk;
+}
+
 int cmd_state(Ctl& ctl, const std::string& name) {
     auto vm = ctl.vm(name);
     const std::string state = vm->State();
@@ -434,7 +461,13 @@ int atollctl_main(int argc, char** argv) {
     auto* console = app.add_subcommand("console", "attach to a VM's serial console (Ctrl-] detaches)");
     auto* host = app.add_subcommand("host", "show facts about the host");
     auto* vnc = app.add_subcommand("vnc", "print where a VNC viewer reaches the VM's screen (HOST:PORT)");
-    for (auto* command : {info, state, redefine, undefine, start, shutdown, force_stop, reboot, pause, resume, autostart, console, vnc})
+    auto* audio = app.add_subcommand("audio", "show a running VM's sound; --volume and --mute/--unmute change it");
+    std::optional<unsigned> volume;
+    bool mute = false, unmute = false;
+    audio->add_option("--volume", volume, "percent, 0 to 150")->check(CLI::Range(0u, 150u));
+    audio->add_flag("--mute", mute, "mute it");
+    audio->add_flag("--unmute", unmute, "unmute it");
+    for (auto* command : {info, state, redefine, undefine, start, shutdown, force_stop, reboot, pause, resume, autostart, console, vnc, audio})
         command->add_option("vm", vm, "VM name or UUID")->required();
     define->add_option("file", file, "JSON file")->required();
     redefine->add_option("file", file, "JSON file")->required();
@@ -443,7 +476,7 @@ int atollctl_main(int argc, char** argv) {
     shutdown->add_flag("--no-wait", no_wait, "press the button and return");
     autostart->add_option("value", value, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
     for (auto* command : {list, info, state, define, redefine, undefine, start, shutdown, force_stop, reboot, pause, resume,
-                          autostart, console, host, vnc})
+                          autostart, console, host, vnc, audio})
         command->add_flag("--json", as_json, "print results as JSON");
 
     try {
@@ -475,6 +508,10 @@ int atollctl_main(int argc, char** argv) {
         if (*host) return cmd_host(ctl);
         if (*console) return cmd_console(ctl, vm);
         if (*vnc) return cmd_vnc(ctl, vm);
+        if (*audio) {
+            if (mute && unmute) throw CtlError{kCtlUsage, "give --mute or --unmute, not both"};
+            return cmd_audio(ctl, vm, volume, mute ? std::optional<bool>(true) : unmute ? std::optional<bool>(false) : std::nullopt);
+        }
         if (*autostart) {
             ctl.vm(vm)->Autostart(value == "on");
             report(ctl, vm, value == "on" ? "will start with atolld" : "will not start with atolld");

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace atl::vmm {
@@ -65,7 +66,18 @@ public:
 
     json greeting() override {
         std::lock_guard lock(mutex_);
-        return {{"name", config_.name}, {"pid", getpid()}, {"state", state_}};
+        return {{"name", config_.name}, {"pid", getpid()}, {"state", state_}, {"audio", audio_status()}};
+    }
+
+    // An "audio" event when the sound's state moved: volume or mute changed in
+    // the mixer, the server came or went, underruns grew.
+    void announce_audio_if_changed() {
+        std::lock_guard lock(mutex_);
+        if (!audio_) return;
+        json now = audio_status();
+        if (now == last_audio_) return;
+        last_audio_ = now;
+        broadcast({{"event", "audio"}, {"audio", std::move(now)}});
     }
 
     Reply handle(const std::string& command, const json& arguments) override {
@@ -171,6 +183,7 @@ private:
 
     const VmConfig& config_;
     const std::shared_ptr<AudioBackend> audio_;
+    json last_audio_;
     const uint64_t started_unix_ns_;
     ControlServer* server_ = nullptr;
     mutable std::mutex mutex_;
@@ -194,6 +207,36 @@ public:
 private:
     EventLoop& loop_;
     std::thread thread_;
+};
+
+// Looks at the VM's sound once a second on the console thread; stopped (on
+// that thread) before the session it reports through goes.
+class AudioWatch {
+public:
+    AudioWatch(EventLoop& loop, VmSession& session) : loop_(loop), session_(session) {
+        loop_.post([this] { schedule(); });
+    }
+    ~AudioWatch() {
+        loop_.invoke([this] {
+            stopped_ = true;
+            if (timer_) loop_.cancel_timer(timer_);
+        });
+    }
+
+private:
+    void schedule() {
+        if (stopped_) return;
+        timer_ = loop_.add_timer(EventLoop::Clock::now() + std::chrono::seconds(1), [this] {
+            timer_ = 0;
+            session_.announce_audio_if_changed();
+            schedule();
+        });
+    }
+
+    EventLoop& loop_;
+    VmSession& session_;
+    EventLoop::TimerId timer_ = 0;
+    bool stopped_ = false;
 };
 
 const char* reason_name(Machine::StopReason reason) {
@@ -255,11 +298,13 @@ RunOutcome run_until_exit(const VmConfig& config, const RunOptions& options) {
         pulse.vm_name = config.name;
         pulse.server = config.audio.server;
         auto backend = make_pulse_audio_backend(pulse);
-        if (!backend) return {kExitHostError, backend.error().message};
+        if (!backend) return {kExitHostError, backend.error().message, "host-error"};
         audio = std::move(*backend);
     }
 
     VmSession session(config, audio);
+    std::optional<AudioWatch> audio_watch;
+    if (audio) audio_watch.emplace(console_loop, session);
     std::unique_ptr<ControlServer> server;
     for (;;) {
         auto machine = Machine::build(config, **hypervisor, *consoles, audio);

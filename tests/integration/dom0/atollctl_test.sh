@@ -183,6 +183,29 @@ check "says it is off" has "shut-off" err
 expect_exit 4 "no VNC for a VM without a display" ctl vnc web
 expect_exit 0 "undefine the VM with a display" ctl undefine screen
 
+# ---- a VM with sound: volume and mute through atolld (no PulseAudio needed) ----
+sed 's/"web"/"sound"/; s/poweroff-on-button/halt/; s|"nets": \[\]|"nets": [], "audio": {"server": "unix:/nonexistent/atoll/pulse"}|' \
+  "$work/web.json" >"$work/sound.json"
+expect_exit 5 "audio setting of the wrong type: exit 5" ctl define - < <(sed 's|"server": "unix:/nonexistent/atoll/pulse"|"server": 5|' "$work/sound.json")
+check "says which setting" has "audio.server" err
+expect_exit 0 "define a VM with sound" ctl define "$work/sound.json"
+expect_exit 4 "no sound while it is off: exit 4" ctl audio sound
+expect_exit 0 "start it" ctl start sound
+expect_exit 0 "audio shows the sound" ctl audio sound
+check "full volume, server not reachable" bash -c "grep -q '^Volume: *100%\$' '$work/out' && grep -q 'not reachable' '$work/out'"
+expect_exit 0 "set volume and mute" ctl audio sound --volume 40 --mute
+check "the change shows" has "^Volume: *40% (muted)"
+check "busctl: AudioVolume" bash -c "busctl --address='$ADDR' get-property org.atoll.Atoll1 \
+  \$(busctl --address='$ADDR' call org.atoll.Atoll1 /org/atoll/Atoll1 org.atoll.Atoll1.Manager LookupByName s sound | cut -d'\"' -f2) \
+  org.atoll.Atoll1.VM AudioVolume | grep -q '^u 40\$'"
+expect_exit 2 "volume out of range: exit 2" ctl audio sound --volume 151
+expect_exit 0 "unmute" ctl audio sound --unmute --json
+check "--json says unmuted at 40" python3 -c "import json,sys; d=json.load(open('$work/out')); sys.exit(d['muted'] or d['volume_percent']!=40)"
+expect_exit 4 "a VM without sound: exit 4" ctl audio web
+check "says it has none" has "no \"audio\"" err
+expect_exit 0 "force-stop the VM with sound" ctl force-stop sound
+expect_exit 0 "undefine the VM with sound" ctl undefine sound
+
 # ---- busctl: the same life, as a script would write it ------------------------
 P=$("${BUSCTL[@]}" call org.atoll.Atoll1 /org/atoll/Atoll1 org.atoll.Atoll1.Manager LookupByName s web | cut -d'"' -f2)
 check "busctl: LookupByName" [ -n "$P" ]

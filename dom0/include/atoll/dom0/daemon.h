@@ -29,6 +29,9 @@ struct DaemonOptions {
     // atoll-display puts them by default.
     std::string display_socket;
     std::string display_state_dir;
+    // The PulseAudio server VMs with "audio" play to when their definition names
+    // none; empty: libpulse's default for atoll-vmm's user.
+    std::string audio_server;
     std::chrono::milliseconds start_timeout{15000};  // atoll-vmm up and serving its control socket
     std::chrono::milliseconds stop_timeout{5000};    // ForceStop: the VMM gone
     std::chrono::milliseconds restart_delay{1000};   // before an automatic restart after a crash
@@ -48,6 +51,15 @@ struct VncEndpoint {
 // "127.0.0.1:5900", "[::1]:5900".
 std::string vnc_address_text(const VncEndpoint& endpoint);
 
+// A running VM's sound, as atoll-vmm last reported it.
+struct AudioState {
+    bool connected = false;  // the PulseAudio server is reachable
+    uint64_t underruns = 0;
+    unsigned volume_percent = 100;  // of its playback stream (0-150)
+    bool muted = false;
+    bool operator==(const AudioState&) const = default;
+};
+
 struct VmInfo {
     VmDefinition definition;
     VmState state = VmState::ShutOff;
@@ -58,6 +70,7 @@ struct VmInfo {
     uint32_t restart_count = 0;
     std::string console_socket;  // while active
     std::optional<VncEndpoint> vnc;  // while the display server shows it
+    std::optional<AudioState> audio;  // while it runs, if it has sound
     bool busy = false;           // an operation is in progress
 };
 
@@ -81,6 +94,7 @@ struct VmStatus {
     uint64_t started_unix_us = 0;
     std::string console_socket;
     std::optional<VncEndpoint> vnc;
+    std::optional<AudioState> audio;
     bool autostart = false;
 };
 
@@ -128,6 +142,9 @@ public:
     Outcome<void> pause(const std::string& uuid);
     Outcome<void> resume(const std::string& uuid);
     Outcome<void> set_autostart(const std::string& uuid, bool autostart);
+    // Volume (0-150 %) and mute of a running VM's sound, playback and capture alike.
+    Outcome<void> set_audio_volume(const std::string& uuid, unsigned percent);
+    Outcome<void> set_audio_muted(const std::string& uuid, bool muted);
     // A connected socket to the VM's serial console (the caller owns it).
     Outcome<int> open_console(const std::string& uuid);
 

@@ -63,8 +63,8 @@ struct VmDefinition {
     bool entropy = true;
     bool autostart = false;
     RestartPolicy restart;
-    // {"display": ..., "audio": ..., "usb": ...}: settings later components own,
-    // kept as given (a JSON object text, "{}" when none).
+    // {"display": ..., "audio": ..., "usb": ...}: kept as given (a JSON object
+    // text, "{}" when none), validated by display_definition/audio_definition.
     std::string extra_json = "{}";
 };
 
@@ -76,6 +76,12 @@ struct DisplayDefinition {
 };
 // The display a (validated) definition asks for, if any.
 std::optional<DisplayDefinition> display_definition(const VmDefinition& definition);
+
+// "audio": a sound card (virtio-snd) played through PulseAudio.
+struct AudioDefinition {
+    std::string server;  // PulseAudio server address; empty: atolld's --pulse-server
+};
+std::optional<AudioDefinition> audio_definition(const VmDefinition& definition);
 
 inline constexpr size_t kMaxConfigBytes = 256 * 1024;
 inline constexpr size_t kMaxNameBytes = 64;
