@@ -177,11 +177,14 @@ RunOutcome run_vm(const VmConfig& config, const RunOptions& options) {
     auto consoles = open_consoles(config, console_loop);
     if (!consoles) return {kExitBadInput, consoles.error().message};
     ConsoleThread console_thread(console_loop);
+    // Made once, like the consoles: the display server keeps the VM and its
+    // viewers while the guest reboots.
+    const auto display = make_display_connection(config);
 
     VmSession session(config);
     std::unique_ptr<ControlServer> server;
     for (;;) {
-        auto machine = Machine::build(config, **hypervisor, *consoles);
+        auto machine = Machine::build(config, **hypervisor, *consoles, display);
         if (!machine) {
             RunOutcome outcome{kExitBadInput, machine.error().message};
             session.announce_exit(outcome, "bad-input");
