@@ -1,7 +1,7 @@
 /* fbbench KEYBOARD SECONDS: the display benchmark's guest side (bench/display).
  *
  * Phase 1, throughput: redraws the whole of /dev/fb0 in a loop, every frame
- * different (a gradient that moves), with the frame number in a marker block
+ * different (tiles of flat colour that all change), with the frame number in a marker block
  * at the top-left (pixel = R: counter low byte, G: counter high byte, B: 0x5a),
  * and flushes each frame with msync (the DRM fbdev's deferred I/O sends it to
  * the GPU at once, rather than at its next 50 ms tick). Ends at the first key
@@ -49,13 +49,19 @@ static void draw_marker(uint32_t counter, uint32_t kind) {
     }
 }
 
+/* 16x16 tiles of flat colour, every tile a new colour in every frame: the
+ * whole screen changes, as when a desktop redraws a full-screen window, with
+ * the flat areas such a screen has (a photograph-like picture would make both
+ * servers spend their time in zlib rather than in moving frames). */
 static void draw_frame(uint32_t frame) {
     for (uint32_t y = 0; y < var.yres; ++y) {
         uint32_t* row = (uint32_t*)(screen + (size_t)y * fix.line_length);
-        const uint32_t g = (y + 2 * frame) & 0xff;
+        const uint32_t ty = y / 16;
         for (uint32_t x = 0; x < var.xres; ++x) {
-            const uint32_t r = (x + 4 * frame) & 0xff;
-            const uint32_t b = (x / 8 + y / 8 + frame) & 0xff;
+            const uint32_t tx = x / 16;
+            const uint32_t r = (tx * 16 + 4 * frame) & 0xff;
+            const uint32_t g = (ty * 16 + 2 * frame) & 0xff;
+            const uint32_t b = (tx + ty + frame) & 0xff;
             row[x] = r << 16 | g << 8 | b;
         }
     }

@@ -95,11 +95,12 @@ rfbClient* connect(int port, Clock::time_point deadline) {
         rfbClient* client = rfbGetClient(8, 3, 4);
         client->serverHost = strdup("127.0.0.1");
         client->serverPort = port;
-        // The same request to both servers: lossless encodings (the marker is
-        // read exactly), Tight first as TigerVNC's viewers ask.
+        // The same request to both servers, as TigerVNC's viewer asks by
+        // default (Tight first, compression level 2) but lossless: no JPEG,
+        // so that the marker is read exactly.
         client->appData.encodingsString = "tight zrle zlib hextile copyrect raw";
         client->appData.enableJPEG = FALSE;
-        client->appData.compressLevel = 6;
+        client->appData.compressLevel = 2;
         client->canHandleNewFBSize = TRUE;
         client->FinishedFrameBufferUpdate = finished_update;
         if (rfbInitClient(client, nullptr, nullptr)) return client;  // frees the client when it fails
