@@ -114,7 +114,7 @@ template <class Done>
 bool serve_until(rfbClient* client, Clock::time_point deadline, Done done) {
     while (Clock::now() < deadline) {
         if (done()) return true;
-        const int ready = WaitForMessage(client, 1000);  // microseconds
+        const int ready = WaitForMessage(client, 50000);  // microseconds: returns as soon as a message arrives
         if (ready < 0) return false;
         if (ready > 0 && !HandleRFBServerMessage(client)) return false;
     }
@@ -124,7 +124,7 @@ bool serve_until(rfbClient* client, Clock::time_point deadline, Done done) {
 // Serves the connection for a while; false on a connection error.
 bool serve_for(rfbClient* client, Clock::time_point until) {
     while (Clock::now() < until) {
-        const int ready = WaitForMessage(client, 1000);
+        const int ready = WaitForMessage(client, 50000);
         if (ready < 0) return false;
         if (ready > 0 && !HandleRFBServerMessage(client)) return false;
     }
