@@ -57,7 +57,10 @@ static void draw_frame(uint32_t frame) {
     for (uint32_t y = 0; y < var.yres; ++y) {
         uint32_t* row = (uint32_t*)(screen + (size_t)y * fix.line_length);
         const uint32_t ty = y / 16;
-        for (uint32_t x = 0; x < var.xres; ++x) {
+        /* The marker block is drawn once, last: a frame caught half drawn (the
+         * fbdev's 50 ms timer may flush in the middle of one) still shows the
+         * previous frame's number, never a tile where the number should be. */
+        for (uint32_t x = y < kMarkerHeight ? kMarkerWidth : 0; x < var.xres; ++x) {
             const uint32_t tx = x / 16;
             const uint32_t r = (tx * 16 + 4 * frame) & 0xff;
             const uint32_t g = (ty * 16 + 2 * frame) & 0xff;

@@ -15,6 +15,8 @@
 //   VNCBENCH-LATENCY-SAMPLE ms=M  (N of them)   VNCBENCH-LATENCY median_ms=M samples=N
 //
 //   vncbench --port P --size WxH [--warmup S] [--seconds S] [--latency N] [--timeout S]
+// Environment: VNCBENCH_TRACE=1 prints a line per update (area, bytes, marker);
+// VNCBENCH_VERBOSE=1 lets libvncclient log.
 #include <rfb/keysym.h>
 #include <rfb/rfbclient.h>
 
@@ -68,10 +70,25 @@ Marker read_marker(rfbClient* client) {
     return marker;
 }
 
+// With VNCBENCH_TRACE set: one line per update (its area, bytes, the marker).
+bool g_trace = false;
+uint64_t g_update_area = 0;
+uint64_t bytes_received(rfbClient* client);
+
+void got_rect(rfbClient*, int, int, int w, int h) { g_update_area += static_cast<uint64_t>(w) * h; }
+
 // libvncclient calls this once per FramebufferUpdate message, after its rectangles.
 void finished_update(rfbClient* client) {
     ++g_state.updates;
     g_state.marker = read_marker(client);
+    if (g_trace) {
+        static uint64_t last_bytes = 0;
+        const uint64_t bytes = bytes_received(client);
+        printf("VNCBENCH-UPDATE area=%llu bytes=%llu marker=%#x,%d\n", static_cast<unsigned long long>(g_update_area),
+               static_cast<unsigned long long>(bytes - last_bytes), g_state.marker.kind, g_state.marker.counter);
+        last_bytes = bytes;
+    }
+    g_update_area = 0;
     if (g_state.marker.kind == kThroughputMarker && g_state.marker.counter != g_state.last_counter) {
         ++g_state.frames;
         if (g_state.first_counter < 0) g_state.first_counter = g_state.marker.counter;
@@ -103,6 +120,7 @@ rfbClient* connect(int port, Clock::time_point deadline) {
         client->appData.compressLevel = 2;
         client->canHandleNewFBSize = TRUE;
         client->FinishedFrameBufferUpdate = finished_update;
+        client->GotFrameBufferUpdate = got_rect;
         if (rfbInitClient(client, nullptr, nullptr)) return client;  // frees the client when it fails
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
@@ -154,6 +172,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (!getenv("VNCBENCH_VERBOSE")) rfbClientLog = quiet;  // errors stay on stderr
+    g_trace = getenv("VNCBENCH_TRACE") != nullptr;
     auto after = [](double s) { return Clock::now() + std::chrono::microseconds(static_cast<int64_t>(s * 1e6)); };
     const auto deadline = after(timeout_s);
 
