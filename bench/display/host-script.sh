@@ -59,7 +59,7 @@ run_atoll() { # NAME
     server=$!
     i=0
     while [ ! -S /tmp/display.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    ./atoll-vmm --name bench --kernel $K --initrd $I --cmdline "$CMDLINE" --memory $MEM --cpus 1 --no-net \
+    ./atoll-vmm --name bench --kernel $K --initrd $I --cmdline "$CMDLINE" --memory "$MEM" --cpus 1 --no-net \
         --serial stdio --display /tmp/display.sock --display-size "${WIDTH}x$HEIGHT" >"$log" 2>&1 </dev/null &
     vmm=$!
     # shellcheck disable=SC2086
@@ -77,7 +77,7 @@ run_qemu() { # NAME
     log=/tmp/logs/$1.log out=/tmp/logs/$1.client
     # The same devices the guest sees under atoll-vmm: a virtio GPU (its
     # preferred mode WIDTHxHEIGHT) and a virtio keyboard; display 11 is port 5911.
-    $Q -enable-kvm -cpu host -m $MEM -smp 1 -nodefaults -no-user-config -display none -vnc 127.0.0.1:11 \
+    $Q -enable-kvm -cpu host -m "$MEM" -smp 1 -nodefaults -no-user-config -display none -vnc 127.0.0.1:11 \
         -serial stdio -no-reboot -device "virtio-gpu-pci,xres=$WIDTH,yres=$HEIGHT" -device virtio-keyboard-pci \
         -kernel $K -initrd $I -append "$CMDLINE" >"$log" 2>&1 </dev/null &
     vmm=$!
