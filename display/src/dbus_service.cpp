@@ -28,7 +28,7 @@ using CursorReply = std::tuple<bool, int32_t, int32_t, uint32_t, uint32_t, uint3
 
 // Keyboard keys: KEY_ESC up to the mouse and joystick buttons (BTN_MISC),
 // and KEY_OK up to BTN_TRIGGER_HAPPY (input-event-codes.h). atoll-vmm's
-// keyboard has exactly these and drops a link that sends anything else.
+// keyboard has exactly these and ignores anything else; a caller is told.
 bool keyboard_key(uint32_t code) {
     return (code >= KEY_ESC && code < BTN_MISC) || (code >= KEY_OK && code < BTN_TRIGGER_HAPPY);
 }

@@ -4,11 +4,14 @@
 //   2. waits until the whole screen shows the test pattern the guest drew,
 //   3. types keys (keysyms, as a viewer sends them),
 //   4. asks for another desktop size (ExtendedDesktopSize) and waits until the
-//      screen has it, still showing the pattern's top-left part.
+//      screen has it, still showing the pattern's top-left part;
+//   5. with --reboot WxH: on the same connection, waits for the screen to go
+//      black (the guest reboots) and then to show the pattern at WxH (the new
+//      boot), and types the keys again.
 // One line per step on stdout (PROBE-...); exit 0 when every step passed.
 //
 //   atoll-vnc-probe pattern WIDTH HEIGHT FILE      writes the pattern as raw XRGB8888
-//   atoll-vnc-probe check --port P --size WxH --keys TEXT --resize WxH [--timeout S]
+//   atoll-vnc-probe check --port P --size WxH --keys TEXT --resize WxH [--reboot WxH] [--timeout S]
 #include <rfb/rfbclient.h>
 
 #include <chrono>
@@ -115,6 +118,7 @@ bool serve_until(rfbClient* client, Clock::time_point deadline, Done done) {
 
 int check(int argc, char** argv) {
     int port = 0, width = 0, height = 0, resize_width = 0, resize_height = 0, timeout_s = 240;
+    int reboot_width = 0, reboot_height = 0;
     std::string keys;
     for (int i = 2; i + 1 < argc; i += 2) {
         const std::string option = argv[i];
@@ -122,6 +126,7 @@ int check(int argc, char** argv) {
         else if (option == "--size") parse_size(argv[i + 1], width, height);
         else if (option == "--keys") keys = argv[i + 1];
         else if (option == "--resize") parse_size(argv[i + 1], resize_width, resize_height);
+        else if (option == "--reboot") parse_size(argv[i + 1], reboot_width, reboot_height);
         else if (option == "--timeout") timeout_s = atoi(argv[i + 1]);
     }
     if (port <= 0 || width <= 0) {
@@ -172,7 +177,7 @@ int check(int argc, char** argv) {
     fflush(stdout);
 
     int failures = 0;
-    if (!keys.empty()) {
+    auto type_keys = [&](const char* label) {
         bool sent = true;
         for (char c : keys) {
             for (const bool down : {true, false}) {
@@ -180,12 +185,13 @@ int check(int argc, char** argv) {
                 serve_until(client, Clock::now() + std::chrono::milliseconds(50), [] { return false; });
             }
         }
-        printf(sent ? "PROBE-KEYS-SENT %s\n" : "PROBE-KEYS-FAILED %s\n", keys.c_str());
+        printf(sent ? "PROBE-%s-SENT %s\n" : "PROBE-%s-FAILED %s\n", label, keys.c_str());
         fflush(stdout);
         failures += sent ? 0 : 1;
-        // Give the keys time to travel before the screen changes size.
+        // Give the keys time to travel before the screen changes.
         serve_until(client, Clock::now() + std::chrono::seconds(3), [] { return false; });
-    }
+    };
+    if (!keys.empty()) type_keys("KEYS");
     if (resize_width > 0) {
         if (!SendExtDesktopSize(client, static_cast<uint16_t>(resize_width), static_cast<uint16_t>(resize_height))) {
             printf("PROBE-RESIZE-FAILED could not send the request\n");
@@ -203,6 +209,31 @@ int check(int argc, char** argv) {
             }
         }
         fflush(stdout);
+    }
+    if (reboot_width > 0) {
+        // The guest reboots: its scanout goes dark (the old boot's surface is
+        // gone) while this connection stays, then the new boot draws.
+        auto black = [&] {
+            for (long i = 0; i < static_cast<long>(client->width) * client->height; ++i)
+                if (reinterpret_cast<const uint32_t*>(client->frameBuffer)[i] & 0xffffff) return false;
+            return true;
+        };
+        const bool blank = serve_until(client, deadline, black);
+        printf(blank ? "PROBE-BLANK %dx%d\n" : "PROBE-BLANK-TIMEOUT screen=%dx%d\n", client->width, client->height);
+        fflush(stdout);
+        failures += blank ? 0 : 1;
+        const bool shown = blank && serve_until(client, deadline, [&] {
+            return client->width == reboot_width && client->height == reboot_height &&
+                   mismatches(client, reboot_width, reboot_height) == 0;
+        });
+        if (shown) {
+            printf("PROBE-REBOOT-OK %dx%d\n", reboot_width, reboot_height);
+        } else {
+            printf("PROBE-REBOOT-TIMEOUT screen=%dx%d updates=%ld\n", client->width, client->height, g_updates);
+            ++failures;
+        }
+        fflush(stdout);
+        if (shown && !keys.empty()) type_keys("KEYS2");
     }
     rfbClientCleanup(client);
     return failures == 0 ? 0 : 1;

@@ -65,70 +65,126 @@ std::optional<int64_t> integer(const json& message, const char* key, int64_t low
 
 }  // namespace
 
-DisplayLink::DisplayLink(EventLoop& loop, Options options, Devices devices)
-    : loop_(loop), options_(std::move(options)), devices_(devices) {
+DisplayConnection::DisplayConnection(Options options) : options_(std::move(options)) {
+    surface_shown_.assign(options_.scanouts, false);
+    preferred_sizes_.resize(options_.scanouts);
+}
+
+DisplayConnection::~DisplayConnection() { close_socket(); }
+
+void DisplayConnection::close_socket() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    welcomed_ = false;
+    input_.clear();
+    for (auto& message : output_)
+        if (message.fd >= 0) close(message.fd);
+    output_.clear();
+    surface_shown_.assign(surface_shown_.size(), false);
+    cursor_visible_ = false;
+}
+
+DisplayLink::DisplayLink(EventLoop& loop, std::shared_ptr<DisplayConnection> connection, Devices devices)
+    : loop_(loop), connection_(std::move(connection)), devices_(devices) {
+    pending_.resize(connection_->options_.scanouts);
+    connection_->attached_ = true;
+    ++connection_->statistics_.boots;
     if (devices_.gpu) {
-        pending_.resize(devices_.gpu->scanout_count());
         devices_.gpu->set_display(this);
+        // The viewer's window keeps its size across a reboot: the new boot's
+        // driver is offered it from the start.
+        for (uint32_t index = 0; index < devices_.gpu->scanout_count() && index < pending_.size(); ++index)
+            if (const auto& size = connection_->preferred_sizes_[index])
+                devices_.gpu->set_preferred_size(index, size->first, size->second);
     }
 }
 
 DisplayLink::~DisplayLink() {
     if (devices_.gpu) devices_.gpu->set_display(nullptr);
     if (reconnect_timer_) loop_.cancel_timer(*reconnect_timer_);
-    if (fd_ >= 0) {
-        loop_.unwatch(fd_);
-        close(fd_);
-    }
-    for (auto& message : output_)
-        if (message.fd >= 0) close(message.fd);
     clear_pending();
+    auto& connection = *connection_;
+    connection.attached_ = false;
+    if (!connection.connected()) return;
+    if (watching_) loop_.unwatch(connection.fd_);
+    watching_ = false;
+    // This boot's surfaces go with it: viewers see a blank screen (and no
+    // cursor) until the next boot's driver shows something.
+    for (uint32_t scanout = 0; scanout < connection.surface_shown_.size(); ++scanout)
+        if (connection.surface_shown_[scanout]) queue({{"type", "disable"}, {"scanout", scanout}});
+    connection.surface_shown_.assign(connection.surface_shown_.size(), false);
+    if (connection.cursor_visible_)
+        queue({{"type", "cursor"}, {"scanout", 0}, {"x", 0}, {"y", 0}, {"visible", false}});
+    connection.cursor_visible_ = false;
+    // What the socket does not take now, the next boot's link sends.
+    if (auto error = write_output()) {
+        fprintf(stderr, "atoll-vmm: display %s: %s; reconnecting at the next boot\n",
+                connection.options_.socket_path.c_str(), error->c_str());
+        connection.close_socket();
+        ++connection.statistics_.drops;
+        connection.last_drop_reason_ = *error;
+    }
 }
 
 void DisplayLink::start() {
-    if (fd_ < 0 && !reconnect_timer_) connect();
+    if (connected()) {
+        // A previous boot's connection: the server keeps this VM (and its
+        // viewers); it learns what this boot shows as the driver sets it up.
+        watch();
+        if (devices_.gpu) devices_.gpu->replay(*this);
+        flush();
+        return;
+    }
+    if (!reconnect_timer_) connect();
+}
+
+void DisplayLink::watch() {
+    const int fd = connection_->fd_;
+    if (auto watched = loop_.watch(fd, EPOLLIN, [this](uint32_t events) { on_events(events); }); !watched) {
+        drop("cannot watch the socket: " + watched.error().message);
+        return;
+    }
+    watching_ = true;
+    watching_output_ = false;
 }
 
 void DisplayLink::connect() {
     reconnect_timer_.reset();
+    auto& connection = *connection_;
+    const auto& options = connection.options_;
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
-    if (options_.socket_path.empty() || options_.socket_path.size() >= sizeof address.sun_path) {
+    if (options.socket_path.empty() || options.socket_path.size() >= sizeof address.sun_path) {
         fprintf(stderr, "atoll-vmm: display socket %s: path empty or longer than 107 bytes\n",
-                options_.socket_path.c_str());
+                options.socket_path.c_str());
         return;  // validated with the configuration; nothing to retry
     }
-    std::memcpy(address.sun_path, options_.socket_path.c_str(), options_.socket_path.size() + 1);
+    std::memcpy(address.sun_path, options.socket_path.c_str(), options.socket_path.size() + 1);
     const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
         const int error = errno;
         if (fd >= 0) close(fd);
-        if (!reported_absent_) {
-            fprintf(stderr, "atoll-vmm: display %s: %s; retrying every %lld ms\n", options_.socket_path.c_str(),
-                    strerror(error), static_cast<long long>(options_.reconnect_interval.count()));
-            reported_absent_ = true;
+        if (!connection.reported_absent_) {
+            fprintf(stderr, "atoll-vmm: display %s: %s; retrying every %lld ms\n", options.socket_path.c_str(),
+                    strerror(error), static_cast<long long>(options.reconnect_interval.count()));
+            connection.reported_absent_ = true;
         }
         schedule_reconnect();
         return;
     }
-    if (auto watched = loop_.watch(fd, EPOLLIN, [this](uint32_t events) { on_events(events); }); !watched) {
-        close(fd);
-        schedule_reconnect();
-        return;
-    }
-    fd_ = fd;
-    welcomed_ = false;
-    watching_output_ = false;
-    reported_absent_ = false;
-    ++statistics_.connections;
-    fprintf(stderr, "atoll-vmm: display %s: connected\n", options_.socket_path.c_str());
+    connection.fd_ = fd;
+    connection.welcomed_ = false;
+    watch();
+    if (!watching_) return;
+    connection.reported_absent_ = false;
+    ++connection.statistics_.connections;
+    fprintf(stderr, "atoll-vmm: display %s: connected\n", options.socket_path.c_str());
 
-    const uint32_t scanouts = devices_.gpu ? devices_.gpu->scanout_count() : 0;
     queue({{"type", "hello"},
            {"protocol", kProtocolVersion},
-           {"vm_name", options_.vm_name},
-           {"vm_uuid", options_.vm_uuid},
-           {"scanouts", scanouts}});
+           {"vm_name", options.vm_name},
+           {"vm_uuid", options.vm_uuid},
+           {"scanouts", options.scanouts}});
     // A new server knows nothing: tell it what every scanout shows now.
     if (devices_.gpu) devices_.gpu->replay(*this);
     flush();
@@ -136,46 +192,45 @@ void DisplayLink::connect() {
 
 void DisplayLink::schedule_reconnect() {
     if (reconnect_timer_) return;
-    reconnect_timer_ = loop_.add_timer(EventLoop::Clock::now() + options_.reconnect_interval, [this] { connect(); });
+    reconnect_timer_ = loop_.add_timer(EventLoop::Clock::now() + connection_->options_.reconnect_interval,
+                                       [this] { connect(); });
 }
 
 void DisplayLink::drop(const std::string& reason) {
-    if (fd_ < 0) return;
-    fprintf(stderr, "atoll-vmm: display %s: %s; reconnecting every %lld ms\n", options_.socket_path.c_str(),
-            reason.c_str(), static_cast<long long>(options_.reconnect_interval.count()));
-    loop_.unwatch(fd_);
-    close(fd_);
-    fd_ = -1;
-    welcomed_ = false;
-    input_.clear();
-    for (auto& message : output_)
-        if (message.fd >= 0) close(message.fd);
-    output_.clear();
+    auto& connection = *connection_;
+    if (!connection.connected()) return;
+    fprintf(stderr, "atoll-vmm: display %s: %s; reconnecting every %lld ms\n", connection.options_.socket_path.c_str(),
+            reason.c_str(), static_cast<long long>(connection.options_.reconnect_interval.count()));
+    if (watching_) loop_.unwatch(connection.fd_);
+    watching_ = false;
+    connection.close_socket();
     clear_pending();
-    ++statistics_.drops;
-    last_drop_reason_ = reason;
+    ++connection.statistics_.drops;
+    connection.last_drop_reason_ = reason;
     // Keys and buttons held through the viewer would otherwise stay down in the guest.
     release_all_input();
-    reported_absent_ = true;  // the drop was logged; no second line for the first failed retry
+    connection.reported_absent_ = true;  // the drop was logged; no second line for the first failed retry
     schedule_reconnect();
 }
 
 void DisplayLink::on_events(uint32_t events) {
     if (events & EPOLLOUT) flush();
-    if (fd_ >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) read_input();
+    if (connected() && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) read_input();
 }
 
 void DisplayLink::read_input() {
     char buffer[16 << 10];
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
-    while (fd_ >= 0) {
+    auto& connection = *connection_;
+    std::string& input = connection.input_;
+    while (connected()) {
         iovec vector{buffer, sizeof buffer};
         msghdr header{};
         header.msg_iov = &vector;
         header.msg_iovlen = 1;
         header.msg_control = control;
         header.msg_controllen = sizeof control;
-        const ssize_t count = recvmsg(fd_, &header, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        const ssize_t count = recvmsg(connection.fd_, &header, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
         if (count < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -202,23 +257,23 @@ void DisplayLink::read_input() {
             drop("the server closed the connection");
             return;
         }
-        input_.append(buffer, static_cast<size_t>(count));
+        input.append(buffer, static_cast<size_t>(count));
         size_t consumed = 0;
-        while (fd_ >= 0 && input_.size() - consumed >= 4) {
+        while (connected() && input.size() - consumed >= 4) {
             uint32_t length;
-            std::memcpy(&length, input_.data() + consumed, 4);  // little-endian (display-protocol.md)
+            std::memcpy(&length, input.data() + consumed, 4);  // little-endian (display-protocol.md)
             if (length == 0 || length > kMaxMessageBytes) {
                 drop("malformed message from the server: length " + std::to_string(length));
                 return;
             }
-            if (input_.size() - consumed - 4 < length) break;
-            const std::string text = input_.substr(consumed + 4, length);
+            if (input.size() - consumed - 4 < length) break;
+            const std::string text = input.substr(consumed + 4, length);
             consumed += 4 + length;
-            ++statistics_.messages_received;
+            ++connection.statistics_.messages_received;
             handle_message(text);
         }
-        if (fd_ < 0) return;
-        input_.erase(0, consumed);
+        if (!connected()) return;
+        input.erase(0, consumed);
     }
 }
 
@@ -238,7 +293,7 @@ void DisplayLink::handle_message(const std::string& text) {
         drop("malformed message from the server: \"" + type + "\" announces file descriptors");
         return;
     }
-    if (!welcomed_) {
+    if (!connection_->welcomed_) {
         // The server answers hello with welcome before anything else.
         if (type != "welcome") {
             drop("malformed message from the server: \"" + type + "\" before \"welcome\"");
@@ -249,7 +304,7 @@ void DisplayLink::handle_message(const std::string& text) {
             drop("the server speaks another protocol version (we speak " + std::to_string(kProtocolVersion) + ")");
             return;
         }
-        welcomed_ = true;
+        connection_->welcomed_ = true;
         return;
     }
     if (!handle_input(type, message)) drop("malformed message from the server: bad \"" + type + "\"");
@@ -258,17 +313,26 @@ void DisplayLink::handle_message(const std::string& text) {
 bool DisplayLink::handle_input(const std::string& type, const json& message) {
     std::vector<InputEvent> events;
     if (type == "key") {
-        const auto code = integer(message, "code", 1, KEY_MAX);
+        // display-protocol.md: a Linux key code, which is 16 bits wide (struct
+        // input_event, virtio 1.2 section 5.8.6). A code the VM's keyboard
+        // cannot represent (a newer kernel's key, a button) is well-formed
+        // input that this VM has no key for: ignored, not a reason to drop
+        // the viewer's link.
+        const auto code = integer(message, "code", 0, UINT16_MAX);
         auto pressed = message.find("pressed");
         if (!code || pressed == message.end() || !pressed->is_boolean()) return false;
-        if (devices_.keyboard && !devices_.keyboard->supports(EV_KEY, static_cast<uint16_t>(*code))) return false;
+        if (!devices_.keyboard) return true;
+        if (!devices_.keyboard->supports(EV_KEY, static_cast<uint16_t>(*code))) {
+            ignore_key(*code);
+            return true;
+        }
         const bool down = pressed->get<bool>();
         // A press of a key already down is the viewer's autorepeat: evdev value 2.
         const int32_t value = down ? (pressed_keys_.test(*code) ? 2 : 1) : 0;
         if (!down && !pressed_keys_.test(*code)) return true;  // release of a key never pressed
         pressed_keys_.set(*code, down);
         events.push_back({EV_KEY, static_cast<uint16_t>(*code), value});
-        if (devices_.keyboard) devices_.keyboard->send(events);
+        devices_.keyboard->send(events);
         return true;
     }
     if (type == "pointer") {
@@ -301,20 +365,39 @@ bool DisplayLink::handle_input(const std::string& type, const json& message) {
         return true;
     }
     if (type == "resize") {
-        const uint32_t scanouts = devices_.gpu ? devices_.gpu->scanout_count() : 0;
-        const auto scanout = integer(message, "scanout", 0, static_cast<int64_t>(scanouts) - 1);
+        const auto scanouts = static_cast<int64_t>(pending_.size());
+        const auto scanout = integer(message, "scanout", 0, scanouts - 1);
         const auto width = integer(message, "width", 64, 8192);
         const auto height = integer(message, "height", 64, 8192);
         if (!scanout || !width || !height) return false;
         const auto index = static_cast<uint32_t>(*scanout);
-        if (!devices_.gpu->set_preferred_size(index, static_cast<uint32_t>(*width), static_cast<uint32_t>(*height)))
-            return false;
+        const auto w = static_cast<uint32_t>(*width), h = static_cast<uint32_t>(*height);
+        if (devices_.gpu && !devices_.gpu->set_preferred_size(index, w, h)) return false;
+        connection_->preferred_sizes_[index] = std::make_pair(w, h);
         // The answer: what the guest was told.
-        pending_[index].modes = devices_.gpu->preferred_mode(index);
+        pending_[index].modes = devices_.gpu ? devices_.gpu->preferred_mode(index) : virtio::GpuRect{0, 0, w, h};
         flush();
         return true;
     }
     return false;  // unknown type
+}
+
+void DisplayLink::ignore_key(int64_t code) {
+    auto& connection = *connection_;
+    ++connection.statistics_.ignored_keys;
+    const auto now = std::chrono::steady_clock::now();
+    if (connection.ignored_log_time_ != std::chrono::steady_clock::time_point{} &&
+        now - connection.ignored_log_time_ < kIgnoredKeyLogInterval) {
+        ++connection.ignored_unlogged_;
+        return;
+    }
+    std::string earlier;
+    if (connection.ignored_unlogged_ > 0)
+        earlier = " (and " + std::to_string(connection.ignored_unlogged_) + " more since the last such line)";
+    fprintf(stderr, "atoll-vmm: display %s: ignored key code %lld: the virtual keyboard has no such key%s\n",
+            connection.options_.socket_path.c_str(), static_cast<long long>(code), earlier.c_str());
+    connection.ignored_log_time_ = now;
+    connection.ignored_unlogged_ = 0;
 }
 
 void DisplayLink::send_buttons(virtio::InputDevice* device, uint32_t& state, uint32_t buttons,
@@ -345,7 +428,7 @@ void DisplayLink::release_all_input() {
 // Outgoing
 
 DisplayLink::PendingScanout* DisplayLink::pending_for(uint32_t scanout) {
-    if (fd_ < 0 || scanout >= pending_.size()) return nullptr;
+    if (!connected() || scanout >= pending_.size()) return nullptr;
     return &pending_[scanout];
 }
 
@@ -404,7 +487,7 @@ void DisplayLink::damage(uint32_t scanout, const virtio::GpuRect& rect) {
 }
 
 void DisplayLink::cursor(const virtio::CursorPosition& position, const virtio::CursorShape* shape) {
-    if (fd_ < 0) return;
+    if (!connected()) return;
     pending_cursor_.set = true;
     pending_cursor_.position = position;
     if (shape) pending_cursor_.shape = *shape;  // an unsent shape stays until sent
@@ -434,9 +517,11 @@ bool DisplayLink::emit_pending() {
                    {"offset", surface.offset},
                    {"fds", 1}},
                   surface.fd);  // ownership moves to the queue
+            connection_->surface_shown_[scanout] = true;
             emitted = true;
         } else if (pending.change == PendingScanout::Change::Disable) {
             queue({{"type", "disable"}, {"scanout", scanout}});
+            connection_->surface_shown_[scanout] = false;
             emitted = true;
         }
         pending.change = PendingScanout::Change::None;
@@ -473,6 +558,7 @@ bool DisplayLink::emit_pending() {
             message["pixels"] = base64(shape.pixels);
         }
         queue(message);
+        connection_->cursor_visible_ = position.visible;
         pending_cursor_ = {};
         emitted = true;
     }
@@ -481,20 +567,22 @@ bool DisplayLink::emit_pending() {
 
 void DisplayLink::queue(const json& message, int fd) {
     const std::string text = message.dump();
-    Outgoing outgoing;
+    DisplayConnection::Outgoing outgoing;
     const auto length = static_cast<uint32_t>(text.size());
     outgoing.bytes.resize(4);
     std::memcpy(outgoing.bytes.data(), &length, 4);
     outgoing.bytes += text;
     outgoing.fd = fd;
-    output_.push_back(std::move(outgoing));
-    ++statistics_.messages_sent;
+    connection_->output_.push_back(std::move(outgoing));
+    ++connection_->statistics_.messages_sent;
 }
 
-void DisplayLink::flush() {
-    while (fd_ >= 0) {
-        if (output_.empty() && !emit_pending()) break;
-        Outgoing& message = output_.front();
+std::optional<std::string> DisplayLink::write_output() {
+    auto& connection = *connection_;
+    auto& output = connection.output_;
+    while (connection.connected()) {
+        if (output.empty() && !emit_pending()) break;
+        auto& message = output.front();
         const char* data = message.bytes.data() + message.sent;
         const size_t left = message.bytes.size() - message.sent;
         ssize_t written;
@@ -512,29 +600,37 @@ void DisplayLink::flush() {
             cmsg->cmsg_type = SCM_RIGHTS;
             cmsg->cmsg_len = CMSG_LEN(sizeof(int));
             std::memcpy(CMSG_DATA(cmsg), &message.fd, sizeof(int));
-            written = sendmsg(fd_, &header, MSG_NOSIGNAL | MSG_DONTWAIT);
+            written = sendmsg(connection.fd_, &header, MSG_NOSIGNAL | MSG_DONTWAIT);
         } else {
-            written = send(fd_, data, left, MSG_NOSIGNAL | MSG_DONTWAIT);
+            written = send(connection.fd_, data, left, MSG_NOSIGNAL | MSG_DONTWAIT);
         }
         if (written < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-            drop(errno == EPIPE || errno == ECONNRESET ? std::string("the server closed the connection")
-                                                       : std::string("write failed: ") + strerror(errno));
-            return;
+            return errno == EPIPE || errno == ECONNRESET ? std::string("the server closed the connection")
+                                                         : std::string("write failed: ") + strerror(errno);
         }
         if (written > 0 && message.fd >= 0) {
             close(message.fd);  // the server has its own copy now
             message.fd = -1;
         }
         message.sent += static_cast<size_t>(written);
-        if (message.sent == message.bytes.size()) output_.pop_front();
+        if (message.sent == message.bytes.size()) output.pop_front();
     }
-    if (fd_ < 0) return;
-    const bool want_output = !output_.empty();
+    return std::nullopt;
+}
+
+void DisplayLink::flush() {
+    if (!connected()) return;
+    if (auto error = write_output()) {
+        drop(*error);
+        return;
+    }
+    if (!watching_) return;
+    const bool want_output = !connection_->output_.empty();
     if (want_output != watching_output_) {
         watching_output_ = want_output;
-        (void)loop_.modify(fd_, want_output ? (EPOLLIN | EPOLLOUT) : static_cast<uint32_t>(EPOLLIN));
+        (void)loop_.modify(connection_->fd_, want_output ? (EPOLLIN | EPOLLOUT) : static_cast<uint32_t>(EPOLLIN));
     }
 }
 

@@ -97,8 +97,18 @@ Result<Consoles> open_consoles(const VmConfig& config, EventLoop& loop) {
     return consoles;
 }
 
+std::shared_ptr<DisplayConnection> make_display_connection(const VmConfig& config) {
+    if (!config.display.enabled()) return nullptr;
+    DisplayConnection::Options options;
+    options.socket_path = config.display.socket;
+    options.vm_name = config.name;
+    options.scanouts = config.display.scanouts;
+    return std::make_shared<DisplayConnection>(options);
+}
+
 Result<std::unique_ptr<Machine>> Machine::build(const VmConfig& config, hv::Hypervisor& hypervisor,
-                                                const Consoles& consoles, std::shared_ptr<AudioBackend> audio) {
+                                                const Consoles& consoles, std::shared_ptr<AudioBackend> audio,
+                                                std::shared_ptr<DisplayConnection> display) {
     ATOLL_TRY(validate_vm_config(config));
     if (config.vcpus > hypervisor.max_vcpus())
         return make_error(fmt::format("vcpus: {} is more than KVM allows on this host ({})", config.vcpus,
@@ -110,7 +120,7 @@ Result<std::unique_ptr<Machine>> Machine::build(const VmConfig& config, hv::Hype
     std::unique_ptr<Machine> machine(new Machine(config));
     ATOLL_TRY(machine->create_platform(hypervisor));
     ATOLL_TRY(machine->load_guest());
-    ATOLL_TRY(machine->create_devices(consoles, std::move(audio)));
+    ATOLL_TRY(machine->create_devices(consoles, std::move(audio), std::move(display)));
     return machine;
 }
 
@@ -172,7 +182,8 @@ Result<void> Machine::load_guest() {
     return {};
 }
 
-Result<void> Machine::create_devices(const Consoles& consoles, std::shared_ptr<AudioBackend> audio) {
+Result<void> Machine::create_devices(const Consoles& consoles, std::shared_ptr<AudioBackend> audio,
+                                     std::shared_ptr<DisplayConnection> display) {
     // Legacy platform devices.
     auto serial_view = make_boot_view(consoles.serial, loop_);
     auto serial = std::make_shared<Serial>(serial_view, [vm = vm_.get()](bool level) {
@@ -252,11 +263,10 @@ Result<void> Machine::create_devices(const Consoles& consoles, std::shared_ptr<A
         ATOLL_TRY(plug(std::move(keyboard)));
         ATOLL_TRY(plug(std::move(tablet)));
         ATOLL_TRY(plug(std::move(mouse)));
-        DisplayLink::Options options;
-        options.socket_path = config_.display.socket;
-        options.vm_name = config_.name;
-        display_link_ = std::make_unique<DisplayLink>(loop_, options, devices);
-        // Connects once the I/O thread runs; a missing server only delays the picture.
+        if (!display) display = make_display_connection(config_);  // a machine on its own (tests)
+        display_link_ = std::make_unique<DisplayLink>(loop_, std::move(display), devices);
+        // Connects (or takes over the previous boot's connection) once the I/O
+        // thread runs; a missing server only delays the picture.
         loop_.post([link = display_link_.get()] { link->start(); });
     }
     return {};

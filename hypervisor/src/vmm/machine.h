@@ -24,6 +24,7 @@ class PciRoot;
 class AcpiPmDevice;
 class AudioBackend;
 class CharBackend;
+class DisplayConnection;
 class DisplayLink;
 
 // The VM's consoles live as long as the VMM process, not one boot, so that a
@@ -34,6 +35,10 @@ struct Consoles {
 };
 // Opens the consoles the configuration asks for; their input is read on `loop`.
 Result<Consoles> open_consoles(const VmConfig& config, EventLoop& loop);
+// Likewise the connection to atoll-display, so that its VNC viewers stay when
+// the guest reboots; null when the VM has no display. Each boot's DisplayLink
+// takes it over (it connects on the first boot's I/O thread).
+std::shared_ptr<DisplayConnection> make_display_connection(const VmConfig& config);
 
 class Machine {
 public:
@@ -43,7 +48,8 @@ public:
     // reboots); null: the VM has no sound device.
     static Result<std::unique_ptr<Machine>> build(const VmConfig& config, hv::Hypervisor& hypervisor,
                                                   const Consoles& consoles,
-                                                  std::shared_ptr<AudioBackend> audio = nullptr);
+                                                  std::shared_ptr<AudioBackend> audio = nullptr,
+                                                  std::shared_ptr<DisplayConnection> display = nullptr);
     ~Machine();
 
     // Runs the vCPUs until the guest powers off, resets or fails.
@@ -65,7 +71,8 @@ public:
 private:
     explicit Machine(const VmConfig& config);
     Result<void> create_platform(hv::Hypervisor& hypervisor);
-    Result<void> create_devices(const Consoles& consoles, std::shared_ptr<AudioBackend> audio);
+    Result<void> create_devices(const Consoles& consoles, std::shared_ptr<AudioBackend> audio,
+                                std::shared_ptr<DisplayConnection> display);
     Result<void> load_guest();
     void run_vcpu(hv::Vcpu& vcpu);
     std::string describe_vcpu(hv::Vcpu& vcpu);

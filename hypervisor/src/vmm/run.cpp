@@ -289,6 +289,9 @@ RunOutcome run_until_exit(const VmConfig& config, const RunOptions& options) {
     auto consoles = open_consoles(config, console_loop);
     if (!consoles) return {kExitBadInput, consoles.error().message, "bad-input"};
     ConsoleThread console_thread(console_loop);
+    // Made once, like the consoles: the display server keeps the VM and its
+    // viewers while the guest reboots.
+    const auto display = make_display_connection(config);
 
     // The VM's sound client lives as long as the process: a reboot keeps the
     // mixer's entry (and the volume set on it).
@@ -307,7 +310,7 @@ RunOutcome run_until_exit(const VmConfig& config, const RunOptions& options) {
     if (audio) audio_watch.emplace(console_loop, session);
     std::unique_ptr<ControlServer> server;
     for (;;) {
-        auto machine = Machine::build(config, **hypervisor, *consoles, audio);
+        auto machine = Machine::build(config, **hypervisor, *consoles, audio, display);
         if (!machine) {
             RunOutcome outcome{kExitBadInput, machine.error().message, "bad-input"};
             session.announce_exit(outcome);

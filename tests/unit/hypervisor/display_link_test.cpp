@@ -189,16 +189,18 @@ protected:
     }
     void TearDown() override {
         link_.reset();
+        connection_.reset();
         std::filesystem::remove_all(directory_);
     }
 
     void make_link() {
-        DisplayLink::Options options;
+        DisplayConnection::Options options;
         options.socket_path = path_;
         options.vm_name = "web";
         options.reconnect_interval = std::chrono::milliseconds(20);
+        connection_ = std::make_shared<DisplayConnection>(options);
         link_ = std::make_unique<DisplayLink>(
-            loop_, options, DisplayLink::Devices{&guest_.device, &keyboard_.device, &tablet_.device, &mouse_.device});
+            loop_, connection_, DisplayLink::Devices{&guest_.device, &keyboard_.device, &tablet_.device, &mouse_.device});
     }
     // Starts the link with a server present and completes hello/welcome.
     void connect(FakeServer& server) {
@@ -218,12 +220,16 @@ protected:
     }
     // The guest sets up a scanout as fbdev does.
     GpuTestGuest::Framebuffer show_framebuffer(uint32_t width, uint32_t height, uint32_t seed = 1) {
-        auto framebuffer = guest_.make_framebuffer(width, height, seed);
-        EXPECT_EQ(guest_.create_2d(1, GpuDevice::kFormatB8G8R8X8, width, height), GpuDevice::kRespOkNoData);
-        EXPECT_EQ(guest_.attach(1, framebuffer.entries), GpuDevice::kRespOkNoData);
-        EXPECT_EQ(guest_.transfer(1, 0, 0, width, height, 0), GpuDevice::kRespOkNoData);
-        EXPECT_EQ(guest_.set_scanout(0, 1, 0, 0, width, height), GpuDevice::kRespOkNoData);
-        EXPECT_EQ(guest_.flush(1, 0, 0, width, height), GpuDevice::kRespOkNoData);
+        return show_framebuffer_on(guest_, width, height, seed);
+    }
+    static GpuTestGuest::Framebuffer show_framebuffer_on(GpuTestGuest& guest, uint32_t width, uint32_t height,
+                                                         uint32_t seed = 1) {
+        auto framebuffer = guest.make_framebuffer(width, height, seed);
+        EXPECT_EQ(guest.create_2d(1, GpuDevice::kFormatB8G8R8X8, width, height), GpuDevice::kRespOkNoData);
+        EXPECT_EQ(guest.attach(1, framebuffer.entries), GpuDevice::kRespOkNoData);
+        EXPECT_EQ(guest.transfer(1, 0, 0, width, height, 0), GpuDevice::kRespOkNoData);
+        EXPECT_EQ(guest.set_scanout(0, 1, 0, 0, width, height), GpuDevice::kRespOkNoData);
+        EXPECT_EQ(guest.flush(1, 0, 0, width, height), GpuDevice::kRespOkNoData);
         return framebuffer;
     }
 
@@ -234,6 +240,7 @@ protected:
     InputUnderTest keyboard_{InputDevice::Kind::Keyboard};
     InputUnderTest tablet_{InputDevice::Kind::Tablet};
     InputUnderTest mouse_{InputDevice::Kind::Mouse};
+    std::shared_ptr<DisplayConnection> connection_;
     std::unique_ptr<DisplayLink> link_;
 };
 
@@ -419,8 +426,11 @@ INSTANTIATE_TEST_SUITE_P(
         Malformed{"not_object", framed("[1,2]")},
         Malformed{"no_type", framed(R"({"code":30})")},
         Malformed{"unknown_type", framed(R"({"type":"teleport"})")},
-        Malformed{"key_code_out_of_range", framed(R"({"type":"key","code":4096,"pressed":true})")},
-        Malformed{"key_code_a_button", framed(R"({"type":"key","code":272,"pressed":true})")},
+        Malformed{"key_code_negative", framed(R"({"type":"key","code":-1,"pressed":true})")},
+        Malformed{"key_code_beyond_16_bits", framed(R"({"type":"key","code":65536,"pressed":true})")},
+        Malformed{"key_code_float", framed(R"({"type":"key","code":30.5,"pressed":true})")},
+        Malformed{"key_code_string", framed(R"({"type":"key","code":"a","pressed":true})")},
+        Malformed{"key_without_pressed", framed(R"({"type":"key","code":30})")},
         Malformed{"key_pressed_not_bool", framed(R"({"type":"key","code":30,"pressed":1})")},
         Malformed{"pointer_out_of_range", framed(R"({"type":"pointer","x":32768,"y":0,"buttons":0})")},
         Malformed{"pointer_negative", framed(R"({"type":"pointer","x":-1,"y":0,"buttons":0})")},
@@ -536,6 +546,118 @@ TEST_F(DisplayLinkTest, ASlowServerGetsTheLatestStateNotABacklog) {
     EXPECT_LT(fds, 200);
     ASSERT_FALSE(cursors.empty());
     EXPECT_EQ(cursors.back()["x"], 399);
+}
+
+// Issue 4: a key the VM's keyboard cannot represent is the viewer's business,
+// not a broken server; the link stays and later keys arrive.
+TEST_F(DisplayLinkTest, KeysTheKeyboardLacksAreIgnoredAndTheLinkStays) {
+    FakeServer server(path_);
+    connect(server);
+    // A mouse button, a code past KEY_MAX, KEY_RESERVED, the largest 16-bit code,
+    // and a joystick button (BTN_TRIGGER_HAPPY): none is a keyboard key.
+    for (int code : {BTN_LEFT, 4096, 0, 65535, BTN_TRIGGER_HAPPY}) {
+        server.send({{"type", "key"}, {"code", code}, {"pressed", true}});
+        server.send({{"type", "key"}, {"code", code}, {"pressed", false}});
+    }
+    server.send({{"type", "key"}, {"code", KEY_B}, {"pressed", true}});
+    server.send({{"type", "key"}, {"code", KEY_B}, {"pressed", false}});
+    run_until([&] { return keyboard_.driver.queue(0).used_index() >= 4; });
+    EXPECT_TRUE(link_->connected());
+    EXPECT_EQ(link_->statistics().drops, 0u);
+    EXPECT_EQ(link_->statistics().ignored_keys, 10u);
+    const auto keys = keyboard_.events();
+    ASSERT_EQ(keys.size(), 4u) << "only KEY_B's press and release reach the guest";
+    EXPECT_TRUE(same(keys[0], EV_KEY, KEY_B, 1));
+    EXPECT_TRUE(same(keys[2], EV_KEY, KEY_B, 0));
+    EXPECT_FALSE(server.at_eof(100)) << "the server's end stays open";
+    // The link still serves both directions.
+    show_framebuffer(8, 8);
+    const auto surface = server.read_until("surface");
+    ASSERT_EQ(surface.fds.size(), 1u);
+    close(surface.fds[0]);
+}
+
+// A real violation right after ignored keys still drops the link.
+TEST_F(DisplayLinkTest, AViolationAfterIgnoredKeysStillDropsTheLink) {
+    FakeServer server(path_);
+    connect(server);
+    server.send({{"type", "key"}, {"code", BTN_LEFT}, {"pressed", true}});
+    server.send({{"type", "key"}, {"code", KEY_A}, {"pressed", "yes"}});
+    run_until([&] { return !link_->connected(); });
+    EXPECT_FALSE(link_->connected());
+    EXPECT_EQ(link_->statistics().ignored_keys, 1u);
+    EXPECT_EQ(link_->last_drop_reason(), "malformed message from the server: bad \"key\"");
+    EXPECT_TRUE(server.at_eof());
+}
+
+// Issue 4: the connection outlives a boot. The machine of the next boot has
+// new devices; the server keeps the VM (no new hello), sees the old boot's
+// scanout go dark, then the new boot's surface; input reaches the new boot's
+// keyboard, and the viewer's last size is what the new boot's GPU offers.
+TEST_F(DisplayLinkTest, TheConnectionOutlivesABoot) {
+    FakeServer server(path_);
+    connect(server);
+    server.idle = [&] { loop_.run_once(std::chrono::milliseconds(5)); };  // the link reads while the server waits
+    show_framebuffer(32, 16);
+    auto first = server.read_until("surface");
+    for (int fd : first.fds) close(fd);
+    server.send({{"type", "resize"}, {"scanout", 0}, {"width", 1024}, {"height", 768}});
+    EXPECT_EQ(server.read_until("modes").body["preferred_width"], 1024);
+    server.send({{"type", "key"}, {"code", KEY_LEFTSHIFT}, {"pressed", true}});
+    run_until([&] { return keyboard_.driver.queue(0).used_index() >= 2; });
+
+    // The guest reboots: its machine (devices and link) goes.
+    link_.reset();
+    EXPECT_TRUE(connection_->connected());
+    const auto dark = server.read_until("disable");
+    EXPECT_EQ(dark.body["scanout"], 0);
+    EXPECT_FALSE(server.at_eof(50));
+
+    // The next boot.
+    GpuTestGuest guest;
+    guest.activate();
+    InputUnderTest keyboard{InputDevice::Kind::Keyboard};
+    link_ = std::make_unique<DisplayLink>(loop_, connection_, DisplayLink::Devices{&guest.device, &keyboard.device});
+    link_->start();
+    const auto info = guest.command(GpuDevice::kCmdGetDisplayInfo, {}, 408);
+    uint32_t mode[4];
+    std::memcpy(mode, info.payload.data(), sizeof mode);
+    EXPECT_EQ(mode[2], 1024u) << "the viewer's size carries over";
+    EXPECT_EQ(mode[3], 768u);
+    show_framebuffer_on(guest, 48, 24, 7);
+    server.skipped.clear();
+    auto second = server.read_until("surface");
+    ASSERT_EQ(second.fds.size(), 1u);
+    EXPECT_EQ(second.body["width"], 48);
+    close(second.fds[0]);
+    for (const auto& skipped : server.skipped) EXPECT_NE(skipped["type"], "hello") << "the server keeps the VM";
+
+    // Shift was held in the old boot: its release is not replayed into the new one.
+    server.send({{"type", "key"}, {"code", KEY_LEFTSHIFT}, {"pressed", false}});
+    server.send({{"type", "key"}, {"code", KEY_C}, {"pressed", true}});
+    run_until([&] { return keyboard.driver.queue(0).used_index() >= 2; });
+    const auto keys = keyboard.events();
+    ASSERT_EQ(keys.size(), 2u);
+    EXPECT_TRUE(same(keys[0], EV_KEY, KEY_C, 1));
+    EXPECT_EQ(connection_->statistics().connections, 1u);
+    EXPECT_EQ(connection_->statistics().drops, 0u);
+    EXPECT_EQ(connection_->statistics().boots, 2u);
+    link_.reset();  // before the devices of this boot go
+}
+
+// A boot that starts while the server is away connects on its own, and a
+// boot that ends while disconnected leaves nothing behind.
+TEST_F(DisplayLinkTest, ABootAfterTheServerWentAwayConnectsAgain) {
+    make_link();
+    link_->start();
+    EXPECT_FALSE(link_->connected());
+    link_.reset();
+    FakeServer server(path_);
+    link_ = std::make_unique<DisplayLink>(loop_, connection_, DisplayLink::Devices{&guest_.device});
+    link_->start();
+    ASSERT_TRUE(connection_->connected());
+    ASSERT_TRUE(server.accept_client());
+    EXPECT_EQ(server.read().body["type"], "hello");
 }
 
 }  // namespace

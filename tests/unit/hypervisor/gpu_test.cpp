@@ -170,6 +170,46 @@ TEST_F(GpuTest, FramebufferReachesTheDisplayThroughASharedMemfd) {
     munmap(const_cast<uint8_t*>(mapped), info.st_size);
 }
 
+// Linux's fbdev flushes whole rows (every page written), and a blinking
+// cursor or a clock then costs a full-width update: only the pixels that
+// changed become damage, and a flush of unchanged pixels is no news.
+TEST_F(GpuTest, DamageIsWhatChangedNotWhatWasFlushed) {
+    const uint32_t width = 64, height = 48;
+    auto framebuffer = make_resource(1, width, height);
+    ASSERT_EQ(guest_.set_scanout(0, 1, 0, 0, width, height), GpuDevice::kRespOkNoData);
+    ASSERT_EQ(guest_.flush(1, 0, 0, width, height), GpuDevice::kRespOkNoData);
+    display_.events.clear();
+
+    // Everything transferred and flushed again, unchanged: nothing to show.
+    ASSERT_EQ(guest_.transfer(1, 0, 0, width, height, 0), GpuDevice::kRespOkNoData);
+    ASSERT_EQ(guest_.flush(1, 0, 0, width, height), GpuDevice::kRespOkNoData);
+    EXPECT_TRUE(display_.events.empty());
+
+    // Two pixels change; the whole screen is transferred and flushed.
+    guest_.write_pixel(framebuffer, 10, 5, 0x00abcdef);
+    guest_.write_pixel(framebuffer, 20, 7, 0x00123456);
+    ASSERT_EQ(guest_.transfer(1, 0, 0, width, height, 0), GpuDevice::kRespOkNoData);
+    ASSERT_EQ(guest_.flush(1, 0, 0, width, height), GpuDevice::kRespOkNoData);
+    ASSERT_EQ(display_.events.size(), 1u);
+    EXPECT_EQ(display_.events[0].kind, RecordingDisplay::Event::Damage);
+    EXPECT_EQ(display_.events[0].rect, (GpuRect{10, 5, 11, 3})) << "their bounding box";
+    const auto pixels = guest_.device.resource_pixels(1);
+    EXPECT_EQ(pixel(pixels, width * 4, 10, 5), 0x00abcdefu);
+    EXPECT_EQ(pixel(pixels, width * 4, 20, 7), 0x00123456u);
+    EXPECT_EQ(pixel(pixels, width * 4, 15, 6), GpuTestGuest::pattern(15, 6, 1)) << "between them: unchanged";
+
+    // A change flushed in two parts: each flush shows its part of it.
+    display_.events.clear();
+    guest_.write_pixel(framebuffer, 0, 0, 1);
+    guest_.write_pixel(framebuffer, 63, 47, 2);
+    ASSERT_EQ(guest_.transfer(1, 0, 0, width, height, 0), GpuDevice::kRespOkNoData);
+    ASSERT_EQ(guest_.flush(1, 0, 0, 8, 8), GpuDevice::kRespOkNoData);
+    ASSERT_EQ(guest_.flush(1, 56, 40, 8, 8), GpuDevice::kRespOkNoData);
+    ASSERT_EQ(display_.events.size(), 2u);
+    EXPECT_EQ(display_.events[0].rect, (GpuRect{0, 0, 8, 8}));
+    EXPECT_EQ(display_.events[1].rect, (GpuRect{56, 40, 8, 8}));
+}
+
 TEST_F(GpuTest, TransferCopiesOnlyTheRectangleFromItsOffset) {
     const uint32_t width = 40, height = 30;
     auto framebuffer = make_resource(1, width, height);

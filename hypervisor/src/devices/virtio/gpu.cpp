@@ -124,6 +124,23 @@ bool rect_inside(const WireRect& rect, uint32_t width, uint32_t height) {
     return rect.x <= width && rect.width <= width - rect.x && rect.y <= height && rect.height <= height - rect.y;
 }
 
+// Both rectangles lie inside one resource (at most 16384 a side): no sum overflows.
+GpuRect bounding_box(const GpuRect& a, const GpuRect& b) {
+    const uint32_t left = std::min(a.x, b.x), top = std::min(a.y, b.y);
+    const uint32_t right = std::max(a.x + a.width, b.x + b.width), bottom = std::max(a.y + a.height, b.y + b.height);
+    return {left, top, right - left, bottom - top};
+}
+
+// Empty (zero width or height) when they do not overlap.
+GpuRect intersection(const WireRect& a, const GpuRect& b) {
+    const uint64_t left = std::max<uint64_t>(a.x, b.x), top = std::max<uint64_t>(a.y, b.y);
+    const uint64_t right = std::min<uint64_t>(uint64_t{a.x} + a.width, uint64_t{b.x} + b.width);
+    const uint64_t bottom = std::min<uint64_t>(uint64_t{a.y} + a.height, uint64_t{b.y} + b.height);
+    if (left >= right || top >= bottom) return {};
+    return {static_cast<uint32_t>(left), static_cast<uint32_t>(top), static_cast<uint32_t>(right - left),
+            static_cast<uint32_t>(bottom - top)};
+}
+
 std::string hex(uint32_t value) {
     char text[16];
     snprintf(text, sizeof text, "%#x", value);
@@ -445,15 +462,21 @@ GpuDevice::Response GpuDevice::resource_flush(ChainReader& body) {
     if (!rect_inside(request.rect, resource->width, resource->height))
         return error(kRespErrInvalidParameter, "RESOURCE_FLUSH " + std::to_string(request.resource_id) + ": rectangle " +
                                                    describe(request.rect) + " is outside the resource");
+    // Only what transfers changed since it was last flushed is news.
+    if (!resource->unflushed) return {};
+    const GpuRect changed = *resource->unflushed;
+    const GpuRect flushed = intersection(request.rect, changed);
+    if (flushed.width == 0 || flushed.height == 0) return {};
+    if (flushed == changed) resource->unflushed.reset();  // (a partial flush keeps the whole box: shown twice at worst)
     for (uint32_t index = 0; index < scanout_count(); ++index) {
         const Scanout& scanout = scanouts_[index];
         if (scanout.resource_id != request.resource_id) continue;
         // The flushed part of what this scanout shows, in scanout coordinates.
-        const uint64_t left = std::max<uint64_t>(request.rect.x, scanout.rect.x);
-        const uint64_t top = std::max<uint64_t>(request.rect.y, scanout.rect.y);
-        const uint64_t right = std::min<uint64_t>(uint64_t{request.rect.x} + request.rect.width,
+        const uint64_t left = std::max<uint64_t>(flushed.x, scanout.rect.x);
+        const uint64_t top = std::max<uint64_t>(flushed.y, scanout.rect.y);
+        const uint64_t right = std::min<uint64_t>(uint64_t{flushed.x} + flushed.width,
                                                   uint64_t{scanout.rect.x} + scanout.rect.width);
-        const uint64_t bottom = std::min<uint64_t>(uint64_t{request.rect.y} + request.rect.height,
+        const uint64_t bottom = std::min<uint64_t>(uint64_t{flushed.y} + flushed.height,
                                                    uint64_t{scanout.rect.y} + scanout.rect.height);
         if (left >= right || top >= bottom) continue;
         if (display_)
@@ -482,20 +505,27 @@ GpuDevice::Response GpuDevice::transfer_to_host_2d(ChainReader& body) {
         return error(kRespErrInvalidParameter, what + "offset " + std::to_string(request.offset) + " and rectangle " +
                                                    describe(request.rect) + " reach past the " +
                                                    std::to_string(resource->backing_bytes) + "-byte backing");
-    copy_rows(*resource, {request.rect.x, request.rect.y, request.rect.width, request.rect.height}, request.offset);
+    if (auto changed = copy_rows(*resource, {request.rect.x, request.rect.y, request.rect.width, request.rect.height},
+                                 request.offset))
+        resource->unflushed = resource->unflushed ? bounding_box(*resource->unflushed, *changed) : *changed;
     resource->written = true;
     return {};
 }
 
-void GpuDevice::copy_rows(const Resource& resource, const GpuRect& rect, uint64_t offset) {
+std::optional<GpuRect> GpuDevice::copy_rows(const Resource& resource, const GpuRect& rect, uint64_t offset) {
     const GuestMemory& memory = *context_->memory;
     const Swizzle swizzle = swizzle_for(resource.format);
     const uint64_t row_bytes = uint64_t{rect.width} * kBytesPerPixel;
-    std::vector<uint8_t> row_buffer(swizzle.identity ? 0 : row_bytes);
+    // Each row is gathered (and converted) here first and compared with what
+    // the resource holds: drivers flush far more than they change (Linux's
+    // fbdev flushes whole rows of every page written), and a display that
+    // is told only what changed encodes and sends only that.
+    std::vector<uint8_t> row_buffer(row_bytes);
+    uint32_t left = UINT32_MAX, right = 0, top = UINT32_MAX, bottom = 0;
     const auto& entries = resource.backing;
     for (uint32_t row = 0; row < rect.height; ++row) {
         uint8_t* destination = resource.pixels + uint64_t{rect.y + row} * resource.stride + uint64_t{rect.x} * kBytesPerPixel;
-        uint8_t* gather = swizzle.identity ? destination : row_buffer.data();
+        uint8_t* gather = row_buffer.data();
         uint64_t source = offset + uint64_t{row} * resource.stride;
         // The last entry starting at or before `source`; entries are sorted by start.
         auto entry = std::upper_bound(entries.begin(), entries.end(), source,
@@ -507,7 +537,7 @@ void GpuDevice::copy_rows(const Resource& resource, const GpuRect& rect, uint64_
             const uint64_t piece = std::min<uint64_t>(row_bytes - done, entry->length - within);
             // Validated at attach time; guest RAM never moves, so this cannot fail.
             const uint8_t* host = memory.host_pointer(GuestAddress{entry->guest_address + within}, piece);
-            if (!host) return;
+            if (!host) break;
             // Pixels are only copied, never interpreted, so the guest changing
             // them meanwhile can only tear its own image.
             std::memcpy(gather + done, host, piece);
@@ -515,17 +545,36 @@ void GpuDevice::copy_rows(const Resource& resource, const GpuRect& rect, uint64_
             source += piece;
             ++entry;
         }
+        if (done < row_bytes) break;
         if (!swizzle.identity) {
             for (uint64_t pixel = 0; pixel < row_bytes; pixel += kBytesPerPixel) {
-                const uint8_t* in = row_buffer.data() + pixel;
-                uint8_t* out = destination + pixel;
-                out[0] = in[swizzle.source[0]];
-                out[1] = in[swizzle.source[1]];
-                out[2] = in[swizzle.source[2]];
-                out[3] = in[swizzle.source[3]];
+                uint8_t* bytes = gather + pixel;
+                const uint8_t in[4] = {bytes[0], bytes[1], bytes[2], bytes[3]};
+                bytes[0] = in[swizzle.source[0]];
+                bytes[1] = in[swizzle.source[1]];
+                bytes[2] = in[swizzle.source[2]];
+                bytes[3] = in[swizzle.source[3]];
             }
         }
+        // The first and the last pixel that differ; only they and what lies between are written.
+        uint32_t first = 0;
+        while (first < rect.width && std::memcmp(gather + uint64_t{first} * kBytesPerPixel,
+                                                 destination + uint64_t{first} * kBytesPerPixel, kBytesPerPixel) == 0)
+            ++first;
+        if (first == rect.width) continue;
+        uint32_t last = rect.width - 1;
+        while (last > first && std::memcmp(gather + uint64_t{last} * kBytesPerPixel,
+                                           destination + uint64_t{last} * kBytesPerPixel, kBytesPerPixel) == 0)
+            --last;
+        std::memcpy(destination + uint64_t{first} * kBytesPerPixel, gather + uint64_t{first} * kBytesPerPixel,
+                    uint64_t{last - first + 1} * kBytesPerPixel);
+        left = std::min(left, first);
+        right = std::max(right, last + 1);
+        top = std::min(top, row);
+        bottom = row + 1;
     }
+    if (top == UINT32_MAX) return std::nullopt;
+    return GpuRect{rect.x + left, rect.y + top, right - left, bottom - top};
 }
 
 GpuDevice::Response GpuDevice::attach_backing(ChainReader& body) {

@@ -188,6 +188,9 @@ private:
         uint8_t* pixels = nullptr;
         int fd = -1;  // memfd once shared with the display, else -1 (anonymous memory)
         bool written = false;  // a transfer wrote pixels (else they are all zero)
+        // The bounding box of the pixels transfers changed since a flush last
+        // covered them: what a flush has to show (null: nothing changed).
+        std::optional<GpuRect> unflushed;
         bool has_backing = false;
         std::vector<BackingEntry> backing;
         uint64_t backing_bytes = 0;
@@ -223,7 +226,8 @@ private:
     void destroy(Resource& resource);
     void disable(uint32_t scanout);
     ScanoutSurface surface_of(const Scanout& scanout) const;
-    void copy_rows(const Resource& resource, const GpuRect& rect, uint64_t offset);
+    // Copies `rect` from the backing; the bounding box of the pixels that changed, if any.
+    std::optional<GpuRect> copy_rows(const Resource& resource, const GpuRect& rect, uint64_t offset);
     Response error(uint32_t type, const std::string& message);
     void log_guest_error(const std::string& message);
 
