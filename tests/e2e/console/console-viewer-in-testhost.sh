@@ -67,7 +67,7 @@ echo "--- atoll-console-e2e"
 started=$(date +%s)
 bridge=""
 [ -x ./systemd-stdio-bridge ] && bridge=/payload/systemd-stdio-bridge
-QT_QPA_PLATFORM=offscreen QT_QPA_PLATFORMTHEME= QT_PLUGIN_PATH=/payload/qt-plugins \
+QT_QPA_PLATFORM=offscreen QT_QPA_PLATFORMTHEME='' QT_PLUGIN_PATH=/payload/qt-plugins \
 FONTCONFIG_FILE=/payload/fonts/fonts.conf XDG_RUNTIME_DIR=/tmp/xdg-runtime \
 ATOLL_E2E_BUS=$ADDR ATOLL_E2E_VM=web ATOLL_E2E_ARTIFACTS=/tmp/artifacts ATOLL_E2E_GUEST_LOG=/tmp/console.log \
 ATOLL_E2E_STDIO_BRIDGE=$bridge \
