@@ -2,13 +2,17 @@
 //
 // In the virtual test host (console-viewer-in-testhost.sh), with atolld and
 // atoll-display on a private bus and a Debian guest that drew the known
-// 800x600 pattern: the main window lists the VM as running; its viewer, opened
-// from the main window as a person would (select, Open screen), shows the
-// guest's pixels one to one; keys typed in the viewer reach the guest; Force
-// off ends the VM and the viewer says so. Screenshots of both windows go to
-// $ATOLL_E2E_ARTIFACTS.
+// 800x600 pattern: the main window lists the VM as running with its VNC
+// address; its viewer, opened from the main window as a person would (select,
+// Open screen), shows the guest's pixels one to one; keys typed in the viewer
+// reach the guest; the same VM seen as a remote host's (through
+// systemd-stdio-bridge) points to its VNC server; Force off ends the VM and the
+// viewer says so. Screenshots of both windows go to $ATOLL_E2E_ARTIFACTS.
 //
-//   ATOLL_E2E_BUS=ADDR ATOLL_E2E_VM=NAME ATOLL_E2E_ARTIFACTS=DIR atoll-console-e2e [QTest options]
+//   ATOLL_E2E_BUS=ADDR ATOLL_E2E_VM=NAME ATOLL_E2E_ARTIFACTS=DIR ATOLL_E2E_GUEST_LOG=FILE
+//   [ATOLL_E2E_STDIO_BRIDGE=PATH] atoll-console-e2e [QTest options]
+//       ADDR: the private bus of atolld and atoll-display; FILE: the guest's serial
+//       console (atollctl console); PATH: systemd-stdio-bridge (else that step skips)
 //   atoll-console-e2e check-artifacts DIR      checks the screenshots again (on the build machine)
 #include <atoll/console/bus_address.h>
 #include <atoll/console/host_connection.h>
