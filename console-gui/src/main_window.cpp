@@ -30,6 +30,8 @@ namespace atl::console {
 struct MainWindow::Selection {
     HostConnection* host = nullptr;
     QString path, name, state;
+    QString vnc_address;
+    bool vnc_tls = false;
 };
 
 MainWindow::MainWindow(VmListModel* model, MainWindowOptions options, QWidget* parent)
@@ -169,6 +171,8 @@ MainWindow::Selection MainWindow::selected() const {
         selection.path = vm->path;
         selection.name = vm->name;
         selection.state = vm->state;
+        selection.vnc_address = vm->vnc_address;
+        selection.vnc_tls = vm->vnc_tls;
     }
     return selection;
 }
@@ -327,9 +331,16 @@ void MainWindow::openViewer() {
     const Selection selection = selected();
     if (selection.path.isEmpty()) return;
     if (!selection.host->is_local()) {
-        showMessage(tr("The screen viewer shows VMs of this machine; '%1' runs on %2. Use its VNC server there "
-                       "(atoll-display) through an SSH tunnel.")
-                        .arg(selection.name, selection.host->label()));
+        // Surfaces are memfds: they cannot cross SSH, VNC can (forwarded by the user's ssh).
+        if (selection.vnc_address.isEmpty())
+            showMessage(tr("The screen viewer shows VMs of this machine; '%1' runs on %2, and atoll-display serves no "
+                           "screen for it there now (it is not running or has no display).")
+                            .arg(selection.name, selection.host->label()));
+        else
+            showMessage(tr("The screen viewer shows VMs of this machine; '%1' runs on %2. Its VNC server there is "
+                           "%3%4: reach it through an SSH tunnel (ssh -L).")
+                            .arg(selection.name, selection.host->label(), selection.vnc_address,
+                                 selection.vnc_tls ? tr(" (TLS only)") : QString()));
         return;
     }
     const QString key = selection.host->label() + QLatin1Char('/') + selection.name;

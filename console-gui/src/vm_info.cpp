@@ -18,8 +18,17 @@ void apply_properties(VmInfo& vm, const QVariantMap& properties) {
         else if (key == QLatin1String("StartedAt")) vm.started_at_us = value.toULongLong();
         else if (key == QLatin1String("BootCount")) vm.boot_count = value.toUInt();
         else if (key == QLatin1String("Autostart")) vm.autostart = value.toBool();
+        else if (key == QLatin1String("VncAddress")) vm.vnc_address = value.toString();
+        else if (key == QLatin1String("VncTls")) vm.vnc_tls = value.toBool();
     }
     if (vm.vmm_pid == 0) vm.cpu_percent = -1;
+}
+
+QString vm_details(const VmInfo& vm) {
+    if (vm.vnc_address.isEmpty()) return vm.reason;
+    const QString vnc = vm.vnc_tls ? QCoreApplication::translate("atl::console", "VNC %1 (TLS)").arg(vm.vnc_address)
+                                   : QCoreApplication::translate("atl::console", "VNC %1").arg(vm.vnc_address);
+    return vm.reason.isEmpty() ? vnc : QStringLiteral("%1 · %2").arg(vm.reason, vnc);
 }
 
 QString state_label(const QString& state) {

@@ -209,7 +209,7 @@ QVariant VmListModel::data(const QModelIndex& index, int role) const {
             return vm->memory_mib >= 1024 && vm->memory_mib % 1024 == 0 ? tr("%1 GiB").arg(vm->memory_mib / 1024)
                                                                          : tr("%1 MiB").arg(vm->memory_mib);
         case CpuColumn: return vm->cpu_percent < 0 ? QString() : QStringLiteral("%1 %").arg(vm->cpu_percent, 0, 'f', 0);
-        case ReasonColumn: return vm->reason;
+        case ReasonColumn: return vm_details(*vm);
         }
         return {};
     case Qt::DecorationRole:
@@ -219,7 +219,7 @@ QVariant VmListModel::data(const QModelIndex& index, int role) const {
         if (index.column() == VcpuColumn || index.column() == MemoryColumn || index.column() == CpuColumn)
             return QVariant::fromValue(Qt::AlignRight | Qt::AlignVCenter);
         return {};
-    case Qt::ToolTipRole: return tr("%1 — %2\nUUID %3").arg(vm->name, vm->reason, vm->uuid);
+    case Qt::ToolTipRole: return tr("%1 — %2\nUUID %3").arg(vm->name, vm_details(*vm), vm->uuid);
     case StateRole: return vm->state;
     case PathRole: return vm->path;
     case VmNameRole: return vm->name;

@@ -5,6 +5,32 @@
 scenario=$(sed -n 's/.*atoll\.test=\([^ ]*\).*/\1/p' /proc/cmdline)
 echo "ATOLL-GUEST-UP scenario=$scenario"
 
+# Waits for virtio-gpu's fbdev and virtio-input's keyboard, draws the known
+# 800x600 pattern (/pattern.raw) and prints the first 10 key events typed
+# (ATOLL-KEYS with the codes pressed).
+show_pattern_and_read_keys() {
+    i=0
+    while [ ! -e /dev/fb0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    keyboard=""
+    for device in /sys/class/input/event*; do
+        [ "$(cat "$device/device/name" 2>/dev/null)" = "Atoll Virtual Keyboard" ] && keyboard=/dev/input/${device##*/}
+    done
+    echo "ATOLL-INPUT keyboard=$keyboard devices=$(cat /sys/class/input/event*/device/name 2>/dev/null | tr '\n' ',')"
+    echo "ATOLL-FB $(cat /sys/class/graphics/fb0/virtual_size) stride=$(cat /sys/class/graphics/fb0/stride)"
+    # Only the pattern on the screen: the framebuffer console draws nothing
+    # over it (no cursor, no blinking; the kernel logs to ttyS0 only).
+    echo 0 > /sys/class/graphics/fbcon/cursor_blink
+    printf '\033[?25l' > /dev/tty1
+    # The reader has the keyboard open before the pattern shows (the viewer types once it sees it).
+    /bin/evread "$keyboard" 10 200 > /tmp/keys.log &
+    reader=$!
+    sleep 1
+    echo "ATOLL-FB-DRAWN $(/bin/fbdraw /pattern.raw)"
+    wait $reader
+    sed 's/^/  /' /tmp/keys.log
+    echo "ATOLL-KEYS $(grep 'value=1' /tmp/keys.log | sed 's/.*code=\([0-9]*\).*/\1/' | tr '\n' ' ')"
+}
+
 case $scenario in
 smp)
     # Secondary CPUs come up asynchronously only in theory; by init they are online.
@@ -108,6 +134,12 @@ sound)
     while [ ! -e /dev/snd/pcmC0D0p ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     echo "ATOLL-SND card=$(cat /proc/asound/card0/id 2>/dev/null) pcms=$(ls /dev/snd | grep pcm | tr '\n' ',')"
     /bin/tone play /dev/snd/pcmC0D0p 1000 2
+    ;;
+console)
+    # The console's viewer (tests/e2e/console): the pattern until the VM is
+    # forced off, and the keys typed in the viewer.
+    show_pattern_and_read_keys
+    sleep 3600
     ;;
 poweroff)
     ;;

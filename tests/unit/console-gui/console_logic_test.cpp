@@ -159,5 +159,24 @@ TEST(VmInfo, PropertiesAndActions) {
     EXPECT_EQ(state_label(QStringLiteral("shut-off")), QStringLiteral("Shut off"));
 }
 
+TEST(VmInfo, DetailsShowWhereTheVncServerIs) {
+    VmInfo vm;
+    apply_properties(vm, {{QStringLiteral("State"), QStringLiteral("running")},
+                          {QStringLiteral("StateReason"), QStringLiteral("started")},
+                          {QStringLiteral("VncAddress"), QStringLiteral("127.0.0.1:5901")},
+                          {QStringLiteral("VncTls"), false}});
+    EXPECT_EQ(vm.vnc_address, QStringLiteral("127.0.0.1:5901"));
+    EXPECT_FALSE(vm.vnc_tls);
+    EXPECT_EQ(vm_details(vm), QStringLiteral("started · VNC 127.0.0.1:5901"));
+    apply_properties(vm, {{QStringLiteral("VncAddress"), QStringLiteral("[::1]:5900")}, {QStringLiteral("VncTls"), true}});
+    EXPECT_EQ(vm_details(vm), QStringLiteral("started · VNC [::1]:5900 (TLS)"));
+    vm.reason.clear();
+    EXPECT_EQ(vm_details(vm), QStringLiteral("VNC [::1]:5900 (TLS)"));
+    // The screen no longer served (PropertiesChanged to ""): the reason alone.
+    apply_properties(vm, {{QStringLiteral("StateReason"), QStringLiteral("the guest powered off")},
+                          {QStringLiteral("VncAddress"), QString()}});
+    EXPECT_EQ(vm_details(vm), QStringLiteral("the guest powered off"));
+}
+
 }  // namespace
 }  // namespace atl::console

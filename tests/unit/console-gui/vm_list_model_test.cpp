@@ -62,6 +62,13 @@ private Q_SLOTS:
         QCOMPARE(states.at(0).at(1).toString(), QStringLiteral("web"));
         QCOMPARE(model.vm_index(&a, QStringLiteral("web"), VmListModel::ReasonColumn).data().toString(), QStringLiteral("started"));
         QCOMPARE(model.vm_index(&b, QStringLiteral("web"), VmListModel::StateColumn).data().toString(), QStringLiteral("Shut off"));
+        // atolld's VncAddress (PropertiesChanged once atoll-display serves the screen) shows in Details.
+        QSignalSpy changed(&model, &QAbstractItemModel::dataChanged);
+        Q_EMIT a.vmPropertiesChanged(vm(QStringLiteral("web")).path, {{QStringLiteral("VncAddress"), QStringLiteral("127.0.0.1:5900")}});
+        QCOMPARE(changed.size(), 1);
+        QCOMPARE(model.vm_index(&a, QStringLiteral("web"), VmListModel::ReasonColumn).data().toString(),
+                 QStringLiteral("started · VNC 127.0.0.1:5900"));
+        QVERIFY(model.vm_index(&a, QStringLiteral("web")).data(Qt::ToolTipRole).toString().contains(QStringLiteral("VNC 127.0.0.1:5900")));
         // Properties of an unknown object change nothing.
         Q_EMIT a.vmPropertiesChanged(QStringLiteral("/org/atoll/Atoll1/vm/nosuch"), {{QStringLiteral("State"), QStringLiteral("running")}});
         QCOMPARE(states.size(), 1);

@@ -20,11 +20,17 @@ struct VmInfo {
     quint64 started_at_us = 0;
     unsigned boot_count = 0;
     bool autostart = false;
+    QString vnc_address;  // VncAddress: "HOST:PORT" while atoll-display serves its screen, else ""
+    bool vnc_tls = false;  // that VNC server takes only VeNCrypt (TLS) clients
     double cpu_percent = -1;  // of one host CPU; -1: unknown
 };
 
 // Applies a property map (from GetAll, GetManagedObjects or PropertiesChanged).
 void apply_properties(VmInfo& vm, const QVariantMap& properties);
+
+// The Details column: the state's reason and, while atoll-display serves the
+// screen, where a VNC viewer reaches it ("started · VNC 127.0.0.1:5900 (TLS)").
+QString vm_details(const VmInfo& vm);
 
 // The state in words for people ("shut-off" → "Shut off").
 QString state_label(const QString& state);
