@@ -30,9 +30,9 @@ while [ $i -lt 150 ]; do
     i=$((i + 1))
 done
 if [ -z "$dev" ]; then
-    echo "AB-ERROR no playback PCM device: $(ls /dev/snd 2>&1 | tr '\n' ' ')"
+    echo "AB-ERROR no playback PCM device: $(echo /dev/snd/*)"
 else
-    echo "AB-INFO card=$(cat /proc/asound/card0/id 2>/dev/null) pcm=$dev $(cat /proc/asound/pcm 2>/dev/null | head -n 1)"
+    echo "AB-INFO card=$(cat /proc/asound/card0/id 2>/dev/null) pcm=$dev $(head -n 1 /proc/asound/pcm 2>/dev/null)"
     sleep 1
     echo "AB-MARK idle-begin"
     sleep "$(arg idle)"

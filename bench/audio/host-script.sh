@@ -118,7 +118,7 @@ run() {
     # CPU time per second, from the samples at the markers: while the guest
     # idles (its sound device open to nobody) and while it plays one stream.
     # dom0's share = the VMM's own time (not the guest's) plus PulseAudio's.
-    awk -v vmm=$vmm '
+    awk -v vmm="$vmm" '
         function at(key) {
             t[key] = $2; c[key] = $3; g[key] = $4; p[key] = $5 }
         $1 == "event" {
