@@ -83,6 +83,11 @@ private:
     pa_stream* stream_ = nullptr;
     bool running_ = false;
     std::vector<uint8_t> last_frame_;
+    // The server ran out of sound. That is an underrun (a gap in the middle
+    // of the sound) only if more sound follows: the server runs out at the
+    // end of every sound too, at about the moment the device sees the guest
+    // has given its last. So the next write counts it, starved() forgets it.
+    bool ran_out_ = false;
     std::vector<uint8_t> unsent_;  // written while the server was creating the stream
     std::deque<uint8_t> recorded_;
     bool primed_ = false;  // capture: enough recorded to hand out
@@ -403,7 +408,9 @@ void PulseStream::on_state(pa_stream* stream, void* self) {
     }
 }
 
-void PulseStream::on_underflow(pa_stream*, void* self) { static_cast<PulseStream*>(self)->backend_.count_underrun(); }
+void PulseStream::on_underflow(pa_stream*, void* self) {
+    static_cast<PulseStream*>(self)->ran_out_ = true;
+}
 
 void PulseStream::on_read(pa_stream* stream, size_t, void* self) {
     auto* us = static_cast<PulseStream*>(self);
@@ -444,10 +451,15 @@ void PulseStream::write(std::span<const uint8_t> frames) {
     PulseBackend::Lock lock(backend_.loop());
     write_locked(frames.data(), frames.size());
     last_frame_.assign(frames.end() - format_.frame_bytes(), frames.end());
+    if (ran_out_) {
+        ran_out_ = false;
+        backend_.count_underrun();
+    }
 }
 
 void PulseStream::starved() {
     PulseBackend::Lock lock(backend_.loop());
+    ran_out_ = false;
     if (last_frame_.empty()) return;
     std::vector<uint8_t> tail;
     append_fade_out(format_, last_frame_, format_.rate * kFadeOutMs / 1000, tail);

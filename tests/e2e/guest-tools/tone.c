@@ -3,6 +3,11 @@
  *   tone play DEVICE HZ SECONDS   (in the guest: /dev/snd/pcmC0D0p, S16_LE
  *                                  stereo 48 kHz, 20 ms periods, 8 of them:
  *                                  a nested guest under TCG needs the slack)
+ *   tone bursts DEVICE HZ COUNT BURST_MS GAP_MS
+ *                                 (in the guest, for bench/audio: COUNT tone
+ *                                  bursts, each from a stopped stream after
+ *                                  silence; "TONE-BURST N" goes to the console
+ *                                  right before each burst's write)
  *   tone check FILE               (in the test host: FILE is raw S16_LE mono
  *                                  48 kHz; prints how long a tone lasts and its
  *                                  frequency from zero crossings)
@@ -47,16 +52,19 @@ static double now_seconds(void) {
     return t.tv_sec + t.tv_nsec / 1e9;
 }
 
-static int play(const char *device, double hz, double seconds) {
-    /* The whole tone first: the slow guest only copies while it plays. */
-    const long total = (long)(seconds * RATE) / PERIOD_FRAMES * PERIOD_FRAMES;
-    int16_t *tone = malloc(total * CHANNELS * sizeof *tone);
-    for (long i = 0; i < total; ++i)
+static int16_t *make_tone(long frames, double hz) {
+    int16_t *tone = malloc(frames * CHANNELS * sizeof *tone);
+    for (long i = 0; i < frames; ++i)
         tone[2 * i] = tone[2 * i + 1] = (int16_t)(12000 * sin(2 * M_PI * hz * (double)i / RATE));
+    return tone;
+}
+
+/* Opens DEVICE and sets the hardware parameters; -1 (reported) on failure. */
+static int open_pcm(const char *device) {
     int fd = open(device, O_WRONLY);
     if (fd < 0) {
         printf("TONE-ERROR open %s: %s\n", device, strerror(errno));
-        return 1;
+        return -1;
     }
     struct snd_pcm_hw_params params;
     memset(&params, 0, sizeof params);
@@ -77,14 +85,27 @@ static int play(const char *device, double hz, double seconds) {
     set_interval(&params, SNDRV_PCM_HW_PARAM_PERIODS, PERIODS);
     if (ioctl(fd, SNDRV_PCM_IOCTL_HW_PARAMS, &params) < 0) {
         printf("TONE-ERROR hw_params: %s\n", strerror(errno));
-        return 1;
+        close(fd);
+        return -1;
     }
+    return fd;
+}
+
+static int play(const char *device, double hz, double seconds) {
+    /* The whole tone first: the slow guest only copies while it plays. */
+    const long total = (long)(seconds * RATE) / PERIOD_FRAMES * PERIOD_FRAMES;
+    int16_t *tone = make_tone(total, hz);
+    int fd = open_pcm(device);
+    if (fd < 0) return 1;
     if (ioctl(fd, SNDRV_PCM_IOCTL_PREPARE) < 0) {
         printf("TONE-ERROR prepare: %s\n", strerror(errno));
         return 1;
     }
     long written = 0;
     int xruns = 0;
+    /* bench/audio samples the VMM's CPU time at this line and at TONE-PLAYED. */
+    printf("TONE-PLAYING\n");
+    fflush(stdout);
     const double begin = now_seconds();
     while (written < total) {
         struct snd_xferi transfer = {.result = 0, .buf = tone + written * CHANNELS, .frames = PERIOD_FRAMES};
@@ -103,6 +124,53 @@ static int play(const char *device, double hz, double seconds) {
     const double elapsed = now_seconds() - begin;
     close(fd);
     printf("TONE-PLAYED frames=%ld seconds=%.3f xruns=%d\n", written, elapsed, xruns);
+    return 0;
+}
+
+/* Each burst starts a stopped stream (PREPARE, then the first write starts
+ * it: the kernel's default start threshold is one frame), so the whole path
+ * from the write to the host's speaker is measured, not the depth of a
+ * running ring buffer. The marker goes to the console right before the
+ * write: the 8250 driver hands the few bytes to the UART from its interrupt
+ * at once (they fit in its FIFO), so the host sees them within about an
+ * interrupt's round trip of the write. Waiting for the UART to drain
+ * (tcdrain) would be worse: the driver polls in jiffies, 4-20 ms here. */
+static int bursts(const char *device, double hz, int count, int burst_ms, int gap_ms) {
+    const long frames = (long)burst_ms * RATE / 1000;
+    if (frames <= 0 || frames > (long)PERIOD_FRAMES * PERIODS) {
+        printf("TONE-ERROR bursts: BURST_MS must fit in the %d ms buffer\n", PERIOD_FRAMES * PERIODS * 1000 / RATE);
+        return 1;
+    }
+    int16_t *tone = make_tone(frames, hz);
+    int fd = open_pcm(device);
+    if (fd < 0) return 1;
+    srand(1);
+    for (int n = 1; n <= count; ++n) {
+        if (ioctl(fd, SNDRV_PCM_IOCTL_PREPARE) < 0) {
+            printf("TONE-ERROR prepare: %s\n", strerror(errno));
+            return 1;
+        }
+        const double before_marker = now_seconds();
+        printf("TONE-BURST %d\n", n);
+        fflush(stdout);
+        const double before_write = now_seconds();
+        struct snd_xferi transfer = {.result = 0, .buf = tone, .frames = frames};
+        if (ioctl(fd, SNDRV_PCM_IOCTL_WRITEI_FRAMES, &transfer) < 0) {
+            printf("TONE-ERROR write: %s\n", strerror(errno));
+            return 1;
+        }
+        const double after_write = now_seconds();
+        ioctl(fd, SNDRV_PCM_IOCTL_DRAIN);
+        printf("TONE-BURST-DONE %d marker_ms=%.2f write_ms=%.2f drain_ms=%.1f\n", n,
+               (before_write - before_marker) * 1e3, (after_write - before_write) * 1e3,
+               (now_seconds() - after_write) * 1e3);
+        fflush(stdout);
+        /* A gap that varies, so that no period of the host's audio path lines
+         * up with the bursts by chance. */
+        const int gap = gap_ms + (gap_ms > 0 ? rand() % (gap_ms / 2 + 1) : 0);
+        usleep((useconds_t)gap * 1000);
+    }
+    close(fd);
     return 0;
 }
 
@@ -148,7 +216,9 @@ static int check(const char *path) {
 
 int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "play") == 0) return play(argv[2], atof(argv[3]), atof(argv[4]));
+    if (argc == 7 && strcmp(argv[1], "bursts") == 0)
+        return bursts(argv[2], atof(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
     if (argc == 3 && strcmp(argv[1], "check") == 0) return check(argv[2]);
-    fprintf(stderr, "usage: tone play DEVICE HZ SECONDS | tone check FILE\n");
+    fprintf(stderr, "usage: tone play DEVICE HZ SECONDS | tone bursts DEVICE HZ COUNT BURST_MS GAP_MS | tone check FILE\n");
     return 2;
 }

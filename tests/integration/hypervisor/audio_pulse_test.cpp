@@ -448,6 +448,9 @@ TEST_F(AudioPulseTest, PlaysASineIntoTheDefaultSinkAsAStreamNamedAfterTheVm) {
     EXPECT_NE(listing.find("media.name = \"itest-vm playback\""), std::string::npos) << listing;
     EXPECT_NE(listing.find("atoll.vm = \"itest-vm\""), std::string::npos) << listing;
     EXPECT_EQ(backend->status().backend, "pulse");
+    // The sound ended, played out by the server: that is no underrun.
+    std::this_thread::sleep_for(500ms);
+    EXPECT_EQ(backend->status().underruns, 0u);
 }
 
 TEST_F(AudioPulseTest, VolumeAndMuteReachTheServer) {
