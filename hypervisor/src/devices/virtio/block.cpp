@@ -299,27 +299,16 @@ void BlockDevice::queue_notify(uint16_t queue) {
 
 void BlockDevice::process_queue(uint16_t queue_index) {
     Virtqueue& queue = context_->queues[queue_index];
-    // Section 2.7.10 / 2.7.13: no notifications while draining; re-enable and
-    // look again before stopping so a buffer added meanwhile is not missed.
-    for (;;) {
-        queue.disable_notifications();
-        for (;;) {
-            auto popped = queue.pop();
-            if (!popped.error.empty()) {
-                stopped_ = true;
-                ++statistics_.device_errors;
-                log_guest_error("stopped until reset: " + popped.error);
-                if (context_->interrupt) context_->interrupt->report_device_error(name() + ": " + popped.error);
-                return;
-            }
-            if (!popped.chain) break;
-            if (workers_ && context_->event_loop) {
-                submit(queue_index, std::move(*popped.chain));
-                continue;
-            }
-            queue.push_used(popped.chain->head, handle_chain(*context_->memory, *popped.chain));
-        }
-        if (!queue.enable_notifications()) break;
+    auto error = queue.serve_available([&](DescriptorChain chain) {
+        if (workers_ && context_->event_loop) submit(queue_index, std::move(chain));
+        else queue.push_used(chain.head, handle_chain(*context_->memory, chain));
+    });
+    if (error) {
+        stopped_ = true;
+        ++statistics_.device_errors;
+        log_guest_error("stopped until reset: " + *error);
+        if (context_->interrupt) context_->interrupt->report_device_error(name() + ": " + *error);
+        return;
     }
     if (queue.needs_interrupt() && context_->interrupt) context_->interrupt->notify_queue(queue_index);
 }
@@ -517,25 +506,6 @@ bool BlockDevice::zero_range(uint64_t offset, uint64_t length, bool may_unmap) {
     return true;
 }
 
-void BlockDevice::log_guest_error(const std::string& message) {
-    std::lock_guard lock(log_mutex_);
-    constexpr auto kWindow = std::chrono::seconds(5);
-    constexpr uint32_t kLinesPerWindow = 10;
-    const auto now = std::chrono::steady_clock::now();
-    if (now - log_window_start_ >= kWindow) {
-        if (log_lines_suppressed_ > 0)
-            fprintf(stderr, "%s: %llu similar messages suppressed\n", name().c_str(),
-                    static_cast<unsigned long long>(log_lines_suppressed_));
-        log_window_start_ = now;
-        log_lines_in_window_ = 0;
-        log_lines_suppressed_ = 0;
-    }
-    if (log_lines_in_window_ >= kLinesPerWindow) {
-        ++log_lines_suppressed_;
-        return;
-    }
-    ++log_lines_in_window_;
-    fprintf(stderr, "%s: %s\n", name().c_str(), message.c_str());
-}
+void BlockDevice::log_guest_error(const std::string& message) { guest_errors_.write(name(), message); }
 
 }  // namespace atl::vmm::virtio

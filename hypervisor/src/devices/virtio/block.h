@@ -7,6 +7,7 @@
 #pragma once
 
 #include "devices/virtio/device.h"
+#include "devices/virtio/guest_error_log.h"
 
 #include <atoll/result.h>
 
@@ -118,12 +119,7 @@ private:
     uint64_t generation_ = 0;
     // Completions posted to the event loop find out whether the device still exists.
     std::shared_ptr<BlockDevice*> lifetime_ = std::make_shared<BlockDevice*>(this);
-    std::mutex log_mutex_;
-    // Rate limit for guest-caused log lines (STYLE.md: a guest's bad request is
-    // a status and a rate-limited log line).
-    std::chrono::steady_clock::time_point log_window_start_{};
-    uint32_t log_lines_in_window_ = 0;
-    uint64_t log_lines_suppressed_ = 0;
+    GuestErrorLog guest_errors_;
 };
 
 }  // namespace atl::vmm::virtio

@@ -110,22 +110,16 @@ void ConsoleDevice::deliver_pending_input() {
 void ConsoleDevice::transmit_to_host() {
     if (!usable(kTransmitQueue)) return;
     Virtqueue& queue = context_->queues[kTransmitQueue];
-    for (;;) {
-        queue.disable_notifications();
-        for (;;) {
-            auto popped = queue.pop();
-            if (!popped.error.empty()) {
-                stop(popped.error);
-                return;
-            }
-            if (!popped.chain) break;
-            ChainReader reader(*context_->memory, popped.chain->readable);
-            for (const auto& [host, length] : reader.take_remaining())
-                backend_->write(std::span<const uint8_t>(host, static_cast<size_t>(length)));
-            // Nothing is written into a transmit buffer: used length 0.
-            queue.push_used(popped.chain->head, 0);
-        }
-        if (!queue.enable_notifications()) break;
+    auto error = queue.serve_available([&](DescriptorChain chain) {
+        ChainReader reader(*context_->memory, chain.readable);
+        for (const auto& [host, length] : reader.take_remaining())
+            backend_->write(std::span<const uint8_t>(host, static_cast<size_t>(length)));
+        // Nothing is written into a transmit buffer: used length 0.
+        queue.push_used(chain.head, 0);
+    });
+    if (error) {
+        stop(*error);
+        return;
     }
     if (queue.needs_interrupt() && context_->interrupt) context_->interrupt->notify_queue(kTransmitQueue);
 }

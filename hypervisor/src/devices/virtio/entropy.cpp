@@ -36,19 +36,11 @@ void EntropyDevice::queue_notify(uint16_t queue) {
 
 void EntropyDevice::process_queue() {
     Virtqueue& queue = context_->queues[0];
-    for (;;) {
-        queue.disable_notifications();
-        for (;;) {
-            auto popped = queue.pop();
-            if (!popped.error.empty()) {
-                stopped_ = true;
-                if (context_->interrupt) context_->interrupt->report_device_error(name() + ": " + popped.error);
-                return;
-            }
-            if (!popped.chain) break;
-            queue.push_used(popped.chain->head, fill(*popped.chain));
-        }
-        if (!queue.enable_notifications()) break;
+    auto error = queue.serve_available([&](DescriptorChain chain) { queue.push_used(chain.head, fill(chain)); });
+    if (error) {
+        stopped_ = true;
+        if (context_->interrupt) context_->interrupt->report_device_error(name() + ": " + *error);
+        return;
     }
     if (queue.needs_interrupt() && context_->interrupt) context_->interrupt->notify_queue(0);
 }

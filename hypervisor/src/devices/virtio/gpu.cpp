@@ -259,24 +259,17 @@ void GpuDevice::queue_notify(uint16_t queue) {
 
 void GpuDevice::process_queue(uint16_t queue_index) {
     Virtqueue& queue = context_->queues[queue_index];
-    for (;;) {
-        queue.disable_notifications();
-        for (;;) {
-            auto popped = queue.pop();
-            if (!popped.error.empty()) {
-                stopped_ = true;
-                ++statistics_.device_errors;
-                log_guest_error("stopped until reset: " + popped.error);
-                if (context_->interrupt) context_->interrupt->report_device_error(name() + ": " + popped.error);
-                return;
-            }
-            if (!popped.chain) break;
-            // Commands run to completion here, so a fenced command's response
-            // is only returned after its work is done (section 5.7.6.6).
-            const uint32_t used = handle_chain(*popped.chain, queue_index == kCursorQueue);
-            queue.push_used(popped.chain->head, used);
-        }
-        if (!queue.enable_notifications()) break;
+    auto error = queue.serve_available([&](DescriptorChain chain) {
+        // Commands run to completion here, so a fenced command's response
+        // is only returned after its work is done (section 5.7.6.6).
+        queue.push_used(chain.head, handle_chain(chain, queue_index == kCursorQueue));
+    });
+    if (error) {
+        stopped_ = true;
+        ++statistics_.device_errors;
+        log_guest_error("stopped until reset: " + *error);
+        if (context_->interrupt) context_->interrupt->report_device_error(name() + ": " + *error);
+        return;
     }
     if (queue.needs_interrupt() && context_->interrupt) context_->interrupt->notify_queue(queue_index);
 }
@@ -749,24 +742,6 @@ GpuDevice::Response GpuDevice::error(uint32_t type, const std::string& message) 
     return {type, {}};
 }
 
-void GpuDevice::log_guest_error(const std::string& message) {
-    constexpr auto kWindow = std::chrono::seconds(5);
-    constexpr uint32_t kLinesPerWindow = 10;
-    const auto now = std::chrono::steady_clock::now();
-    if (now - log_window_start_ >= kWindow) {
-        if (log_lines_suppressed_ > 0)
-            fprintf(stderr, "%s: %llu similar messages suppressed\n", name().c_str(),
-                    static_cast<unsigned long long>(log_lines_suppressed_));
-        log_window_start_ = now;
-        log_lines_in_window_ = 0;
-        log_lines_suppressed_ = 0;
-    }
-    if (log_lines_in_window_ >= kLinesPerWindow) {
-        ++log_lines_suppressed_;
-        return;
-    }
-    ++log_lines_in_window_;
-    fprintf(stderr, "%s: %s\n", name().c_str(), message.c_str());
-}
+void GpuDevice::log_guest_error(const std::string& message) { guest_errors_.write(name(), message); }
 
 }  // namespace atl::vmm::virtio

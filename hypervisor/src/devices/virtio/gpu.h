@@ -10,6 +10,7 @@
 #pragma once
 
 #include "devices/virtio/device.h"
+#include "devices/virtio/guest_error_log.h"
 
 #include <chrono>
 #include <cstdint>
@@ -244,9 +245,7 @@ private:
     std::optional<ActivationContext> context_;
     bool stopped_ = false;
     Statistics statistics_;
-    std::chrono::steady_clock::time_point log_window_start_{};
-    uint32_t log_lines_in_window_ = 0;
-    uint64_t log_lines_suppressed_ = 0;
+    GuestErrorLog guest_errors_;
 };
 
 }  // namespace atl::vmm::virtio

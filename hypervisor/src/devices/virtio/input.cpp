@@ -231,20 +231,14 @@ void InputDevice::deliver() {
 void InputDevice::drain_status() {
     if (!usable(kStatusQueue)) return;
     Virtqueue& queue = context_->queues[kStatusQueue];
-    for (;;) {
-        queue.disable_notifications();
-        for (;;) {
-            auto popped = queue.pop();
-            if (!popped.error.empty()) {
-                stop(popped.error);
-                return;
-            }
-            if (!popped.chain) break;
-            // LED and other status updates: nothing on the host side shows them.
-            status_events_ += popped.chain->readable_bytes() / sizeof(InputEvent);
-            queue.push_used(popped.chain->head, 0);
-        }
-        if (!queue.enable_notifications()) break;
+    auto error = queue.serve_available([&](DescriptorChain chain) {
+        // LED and other status updates: nothing on the host side shows them.
+        status_events_ += chain.readable_bytes() / sizeof(InputEvent);
+        queue.push_used(chain.head, 0);
+    });
+    if (error) {
+        stop(*error);
+        return;
     }
     if (queue.needs_interrupt() && context_->interrupt) context_->interrupt->notify_queue(kStatusQueue);
 }

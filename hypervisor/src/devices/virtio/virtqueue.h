@@ -116,6 +116,25 @@ public:
     bool enable_notifications();
     void disable_notifications();
 
+    // Hands every chain the driver has made available to `serve`, with the
+    // driver's notifications off meanwhile and back on before returning, then
+    // one more look so a chain added at that moment is not missed (sections
+    // 2.7.10, 2.7.13). `serve` pushes the used entry itself (now or later).
+    // Returns the ring error that stopped it: the device must then stop.
+    template <class Serve>
+    std::optional<std::string> serve_available(Serve&& serve) {
+        for (;;) {
+            disable_notifications();
+            for (;;) {
+                auto popped = pop();
+                if (!popped.error.empty()) return std::move(popped.error);
+                if (!popped.chain) break;
+                serve(std::move(*popped.chain));
+            }
+            if (!enable_notifications()) return std::nullopt;
+        }
+    }
+
     uint16_t size() const { return layout_.size; }
     uint16_t next_available_index() const { return next_available_; }
     uint16_t next_used_index() const { return next_used_; }
