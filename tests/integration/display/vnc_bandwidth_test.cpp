@@ -96,7 +96,8 @@ protected:
         auto client = VncClient::connect(port_, options);
         EXPECT_TRUE(client);
         if (!client) return {};
-        EXPECT_TRUE(client->pump_until([&] { return client->width() == static_cast<int>(kWidth) && client->updates > 0; }));
+        EXPECT_TRUE(client->pump_until(
+            [&] { return client->width() == static_cast<int>(kWidth) && client->updates > 0; }));
 
         // One frame unmeasured: the first frame of a content, the zlib streams' start.
         const auto one_frame = [&] {
@@ -117,9 +118,10 @@ protected:
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         const uint64_t bytes = bytes_received(client->raw()) - before;
         Measured measured{static_cast<double>(bytes) / frames, frames / seconds};
-        printf("VNC-BANDWIDTH content=%s encoding=%s level=%d frames=%u bytes_per_frame=%.0f kib_per_frame=%.2f fps=%.1f\n",
-               content_name, encodings.c_str(), level, frames, measured.bytes_per_frame, measured.bytes_per_frame / 1024,
-               measured.frames_per_s);
+        printf("VNC-BANDWIDTH content=%s encoding=%s level=%d frames=%u bytes_per_frame=%.0f kib_per_frame=%.2f "
+               "fps=%.1f\n",
+               content_name, encodings.c_str(), level, frames, measured.bytes_per_frame,
+               measured.bytes_per_frame / 1024, measured.frames_per_s);
         fflush(stdout);
         return measured;
     }
