@@ -81,6 +81,16 @@ void SharedSurface::fill_rect(uint32_t x0, uint32_t y0, uint32_t w, uint32_t h, 
         }
 }
 
+void SharedSurface::fill_with(const std::function<uint32_t(uint32_t, uint32_t)>& pixel) {
+    for (uint32_t y = 0; y < height; ++y) {
+        auto* row = map_ + offset + uint64_t{y} * stride;
+        for (uint32_t x = 0; x < width; ++x) {
+            const uint32_t value = pixel(x, y);
+            memcpy(row + uint64_t{x} * 4, &value, 4);
+        }
+    }
+}
+
 uint32_t SharedSurface::pixel(uint32_t x, uint32_t y) const {
     uint32_t value;
     memcpy(&value, map_ + offset + uint64_t{y} * stride + uint64_t{x} * 4, 4);

@@ -32,6 +32,8 @@ public:
     ~SharedSurface();
     void fill(uint32_t seed);                                   // the whole surface
     void fill_rect(uint32_t x, uint32_t y, uint32_t w, uint32_t h, uint32_t seed);
+    // Every pixel from `pixel(x, y)` (XRGB8888).
+    void fill_with(const std::function<uint32_t(uint32_t, uint32_t)>& pixel);
     uint32_t pixel(uint32_t x, uint32_t y) const;
     int fd() const { return fd_; }
     uint32_t width, height, stride;

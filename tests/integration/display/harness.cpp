@@ -156,6 +156,7 @@ std::unique_ptr<VncClient> VncClient::connect(uint16_t port, const Options& opti
     raw->serverPort = port;
     raw->appData.encodingsString = client->options_.encodings.c_str();
     raw->appData.enableJPEG = FALSE;
+    raw->appData.compressLevel = options.compress_level;
     raw->appData.useRemoteCursor = options.remote_cursor ? TRUE : FALSE;
     raw->canHandleNewFBSize = TRUE;
     raw->GetPassword = give_password;

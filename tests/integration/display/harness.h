@@ -58,6 +58,7 @@ public:
         std::string tls_ca_file;       // VeNCrypt X.509: trust this CA
         bool remote_cursor = true;     // ask for cursor shapes
         std::string encodings = "zrle copyrect hextile raw";  // lossless only
+        int compress_level = 3;        // libvncclient's default; sent with Tight, ZRLE, Zlib
     };
     static std::unique_ptr<VncClient> connect(uint16_t port, const Options& options);
     static std::unique_ptr<VncClient> connect(uint16_t port) { return connect(port, Options{}); }
