@@ -696,6 +696,25 @@ public:
         return {};
     }
 
+    // A VMM that ended while atolld was down without leaving an exit file.
+    static void describe_unseen_end(RuntimeRecord& record) {
+        switch (record.state) {
+        case VmState::ShuttingDown:
+            record.state = VmState::ShutOff;
+            record.reason = "shut down while atolld was not running";
+            break;
+        case VmState::Starting:
+            record.state = VmState::ShutOff;
+            record.reason = "start interrupted: atolld stopped before atoll-vmm came up";
+            break;
+        default:
+            record.reason = "atoll-vmm" + (record.pid ? " (pid " + std::to_string(record.pid) + ")" : std::string()) +
+                            " ended while atolld was not running; how is unknown";
+            record.state = VmState::Crashed;
+            break;
+        }
+    }
+
     // ---- restart of atolld: find the VMMs of an earlier atolld --------------------------
     void reconcile(std::shared_ptr<Vm> vm) {
         const std::string uuid = vm->definition.uuid;
@@ -759,25 +778,12 @@ public:
         // No VMM: whatever the database says, the VM is not running. How it
         // ended is in its exit file, if it got to write one.
         if (state_is_active(record.state)) {
-            const int64_t pid = record.pid;
             if (auto end = read_exit_file(path_for(uuid, ".exit"))) {
                 Run unwatched;
                 describe_end(unwatched, *end, path_for(uuid, ".log"), record.state, record.reason);
                 record.reason += " (while atolld was not running)";
-            } else switch (record.state) {
-            case VmState::ShuttingDown:
-                record.state = VmState::ShutOff;
-                record.reason = "shut down while atolld was not running";
-                break;
-            case VmState::Starting:
-                record.state = VmState::ShutOff;
-                record.reason = "start interrupted: atolld stopped before atoll-vmm came up";
-                break;
-            default:
-                record.state = VmState::Crashed;
-                record.reason = "atoll-vmm" + (pid ? " (pid " + std::to_string(pid) + ")" : std::string()) +
-                                " ended while atolld was not running; how is unknown";
-                break;
+            } else {
+                describe_unseen_end(record);
             }
             record.pid = 0;
             record.started_unix_us = 0;

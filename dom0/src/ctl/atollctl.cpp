@@ -465,8 +465,8 @@ int atollctl_main(int argc, char** argv) {
     std::optional<unsigned> volume;
     bool mute = false, unmute = false;
     audio->add_option("--volume", volume, "percent, 0 to 150")->check(CLI::Range(0u, 150u));
-    audio->add_flag("--mute", mute, "mute it");
-    audio->add_flag("--unmute", unmute, "unmute it");
+    auto* mute_flag = audio->add_flag("--mute", mute, "mute it");
+    audio->add_flag("--unmute", unmute, "unmute it")->excludes(mute_flag);
     for (auto* command : {info, state, redefine, undefine, start, shutdown, force_stop, reboot, pause, resume, autostart, console, vnc, audio})
         command->add_option("vm", vm, "VM name or UUID")->required();
     define->add_option("file", file, "JSON file")->required();
@@ -509,7 +509,6 @@ int atollctl_main(int argc, char** argv) {
         if (*console) return cmd_console(ctl, vm);
         if (*vnc) return cmd_vnc(ctl, vm);
         if (*audio) {
-            if (mute && unmute) throw CtlError{kCtlUsage, "give --mute or --unmute, not both"};
             return cmd_audio(ctl, vm, volume, mute ? std::optional<bool>(true) : unmute ? std::optional<bool>(false) : std::nullopt);
         }
         if (*autostart) {
