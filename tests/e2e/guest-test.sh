@@ -134,6 +134,9 @@ sound)
     while [ ! -e /dev/snd/pcmC0D0p ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     echo "ATOLL-SND card=$(cat /proc/asound/card0/id 2>/dev/null) pcms=$(ls /dev/snd | grep pcm | tr '\n' ',')"
     /bin/tone play /dev/snd/pcmC0D0p 1000 2
+    # Then a microphone: the test host plays 660 Hz into PulseAudio's default
+    # source once it sees TONE-RECORDING; what the guest heard is measured here.
+    /bin/tone record /dev/snd/pcmC0D0c 4 /tmp/recorded.raw && /bin/tone check /tmp/recorded.raw
     ;;
 console)
     # The console's viewer (tests/e2e/console): the pattern until the VM is

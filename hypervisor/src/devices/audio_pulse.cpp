@@ -27,7 +27,12 @@ constexpr uint32_t kPlaybackTargetMs = 20;
 constexpr uint32_t kCaptureFragmentMs = 10;
 // Recorded audio the guest has not taken yet; older frames are dropped.
 constexpr uint32_t kCaptureBacklogMs = 500;
-// The most recorded audio kept in hand against the server's jitter.
+// Recorded audio kept in hand against the server's and the scheduler's
+// jitter before the guest gets any: at least two periods and this long (two
+// 10 ms fragments and 40 ms of lateness; with 40 ms in all, a guest in the
+// loaded nested test host heard 4-70 ms dropouts a native recorder did not).
+constexpr uint32_t kCaptureCushionMinMs = 60;
+// The most kept in hand once the guest has caught up with the server.
 constexpr uint32_t kCaptureCushionMaxMs = 200;
 // The anti-click tail after the guest's last frame.
 constexpr uint32_t kFadeOutMs = 3;
@@ -474,7 +479,8 @@ void PulseStream::read(std::span<uint8_t> frames) {
     // device's clock: keep a cushion before handing out any, so a late
     // fragment is not a gap in the middle of a period. Each time the guest
     // still catches up with the server, the cushion doubles (up to 200 ms).
-    if (cushion_ == 0) cushion_ = 2 * frames.size();
+    if (cushion_ == 0)
+        cushion_ = std::max(2 * frames.size(), pa_usec_to_bytes(pa_usec_t{kCaptureCushionMinMs} * 1000, &spec_));
     if (!primed_) {
         if (recorded_.size() < cushion_) {
             std::fill(frames.begin(), frames.end(), 0);

@@ -8,9 +8,15 @@
  *                                  bursts, each from a stopped stream after
  *                                  silence; "TONE-BURST N" goes to the console
  *                                  right before each burst's write)
- *   tone check FILE               (in the test host: FILE is raw S16_LE mono
- *                                  48 kHz; prints how long a tone lasts and its
- *                                  frequency from zero crossings)
+ *   tone record DEVICE SECONDS FILE
+ *                                 (in the guest: /dev/snd/pcmC0D0c, the same
+ *                                  format; writes the left channel to FILE as
+ *                                  raw S16_LE mono, for `tone check`)
+ *   tone make FILE HZ SECONDS     (in the test host: a raw S16_LE mono 48 kHz
+ *                                  sine for pacat to play into a source)
+ *   tone check FILE               (FILE is raw S16_LE mono 48 kHz; prints how
+ *                                  long a tone lasts and its frequency from
+ *                                  zero crossings)
  *
  * No alsa-lib in the busybox guest, so the ioctls of <sound/asound.h> are used
  * directly: HW_PARAMS with every parameter pinned, PREPARE, WRITEI_FRAMES,
@@ -60,8 +66,8 @@ static int16_t *make_tone(long frames, double hz) {
 }
 
 /* Opens DEVICE and sets the hardware parameters; -1 (reported) on failure. */
-static int open_pcm(const char *device) {
-    int fd = open(device, O_WRONLY);
+static int open_pcm(const char *device, int flags) {
+    int fd = open(device, flags);
     if (fd < 0) {
         printf("TONE-ERROR open %s: %s\n", device, strerror(errno));
         return -1;
@@ -95,7 +101,7 @@ static int play(const char *device, double hz, double seconds) {
     /* The whole tone first: the slow guest only copies while it plays. */
     const long total = (long)(seconds * RATE) / PERIOD_FRAMES * PERIOD_FRAMES;
     int16_t *tone = make_tone(total, hz);
-    int fd = open_pcm(device);
+    int fd = open_pcm(device, O_WRONLY);
     if (fd < 0) return 1;
     if (ioctl(fd, SNDRV_PCM_IOCTL_PREPARE) < 0) {
         printf("TONE-ERROR prepare: %s\n", strerror(errno));
@@ -142,7 +148,7 @@ static int bursts(const char *device, double hz, int count, int burst_ms, int ga
         return 1;
     }
     int16_t *tone = make_tone(frames, hz);
-    int fd = open_pcm(device);
+    int fd = open_pcm(device, O_WRONLY);
     if (fd < 0) return 1;
     srand(1);
     for (int n = 1; n <= count; ++n) {
@@ -174,6 +180,60 @@ static int bursts(const char *device, double hz, int count, int burst_ms, int ga
     return 0;
 }
 
+/* Capture starts with the first read (the default start threshold is one
+ * frame). Only the left channel is kept: the host plays the same sine on both. */
+static int record(const char *device, double seconds, const char *path) {
+    const long total = (long)(seconds * RATE) / PERIOD_FRAMES * PERIOD_FRAMES;
+    int16_t *frames = malloc(PERIOD_FRAMES * CHANNELS * sizeof *frames);
+    int16_t *left = malloc(total * sizeof *left);
+    int fd = open_pcm(device, O_RDONLY);
+    if (fd < 0) return 1;
+    if (ioctl(fd, SNDRV_PCM_IOCTL_PREPARE) < 0) {
+        printf("TONE-ERROR prepare: %s\n", strerror(errno));
+        return 1;
+    }
+    printf("TONE-RECORDING\n");
+    fflush(stdout);
+    long got = 0;
+    int xruns = 0;
+    const double begin = now_seconds();
+    while (got < total) {
+        struct snd_xferi transfer = {.result = 0, .buf = frames, .frames = PERIOD_FRAMES};
+        if (ioctl(fd, SNDRV_PCM_IOCTL_READI_FRAMES, &transfer) < 0) {
+            if (errno == EPIPE) { /* overrun in the guest: what was lost is lost */
+                ++xruns;
+                ioctl(fd, SNDRV_PCM_IOCTL_PREPARE);
+                continue;
+            }
+            printf("TONE-ERROR read: %s\n", strerror(errno));
+            return 1;
+        }
+        for (long i = 0; i < transfer.result && got < total; ++i) left[got++] = frames[CHANNELS * i];
+    }
+    close(fd);
+    FILE *file = fopen(path, "wb");
+    if (!file || fwrite(left, sizeof *left, got, file) != (size_t)got || fclose(file) != 0) {
+        printf("TONE-ERROR %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    printf("TONE-RECORDED frames=%ld seconds=%.3f xruns=%d\n", got, now_seconds() - begin, xruns);
+    return 0;
+}
+
+static int make(const char *path, double hz, double seconds) {
+    const long total = (long)(seconds * RATE);
+    FILE *file = fopen(path, "wb");
+    if (!file) {
+        printf("TONE-ERROR %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    for (long i = 0; i < total; ++i) {
+        const int16_t sample = (int16_t)(12000 * sin(2 * M_PI * hz * (double)i / RATE));
+        fwrite(&sample, sizeof sample, 1, file);
+    }
+    return fclose(file) == 0 ? 0 : 1;
+}
+
 static int check(const char *path) {
     FILE *file = fopen(path, "rb");
     if (!file) {
@@ -202,15 +262,39 @@ static int check(const char *path) {
     size_t crossings = 0;
     for (size_t i = first + 1; i <= last; ++i)
         if ((samples[i - 1] < 0) != (samples[i] < 0)) ++crossings;
-    /* The longest silent stretch inside the tone: a dropout would show here. */
-    size_t gap = 0, run = 0;
-    for (size_t i = first; i <= last; ++i) {
+    /* The longest silent stretch inside the tone (a dropout would show here),
+     * and the longest stretch without one, with its own frequency: a nested
+     * test host stalls now and then, and the tone's pitch is still checkable
+     * between its stalls. A dropout is over 1 ms below the threshold. */
+    size_t gap = 0, run = 0, unbroken = 0, unbroken_crossings = 0, start = first, run_crossings = 0;
+    for (size_t i = first + 1; i <= last; ++i) {
         run = abs(samples[i]) < 200 ? run + 1 : 0;
         if (run > gap) gap = run;
+        if (run > RATE / 1000 || i == last) {
+            const size_t end = i == last ? last : i - run;
+            if (end > start && end - start > unbroken) {
+                unbroken = end - start;
+                unbroken_crossings = run_crossings;
+            }
+            if (i != last) {
+                while (i < last && abs(samples[i + 1]) < 200) {
+                    ++i;
+                    ++run;
+                }
+                if (run > gap) gap = run;
+                start = i + 1;
+                run_crossings = 0;
+                run = 0;
+            }
+            continue;
+        }
+        if ((samples[i - 1] < 0) != (samples[i] < 0)) ++run_crossings;
     }
     const double seconds = (double)(last - first) / RATE;
-    printf("TONE-HEARD seconds=%.3f hz=%.1f samples=%zu longest_quiet_ms=%.1f\n", seconds, crossings / 2.0 / seconds,
-           count, gap * 1000.0 / RATE);
+    const double unbroken_seconds = (double)unbroken / RATE;
+    printf("TONE-HEARD seconds=%.3f hz=%.1f samples=%zu longest_quiet_ms=%.1f unbroken_seconds=%.3f unbroken_hz=%.1f\n",
+           seconds, crossings / 2.0 / seconds, count, gap * 1000.0 / RATE, unbroken_seconds,
+           unbroken > 0 ? unbroken_crossings / 2.0 / unbroken_seconds : 0.0);
     return 0;
 }
 
@@ -218,7 +302,10 @@ int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "play") == 0) return play(argv[2], atof(argv[3]), atof(argv[4]));
     if (argc == 7 && strcmp(argv[1], "bursts") == 0)
         return bursts(argv[2], atof(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
+    if (argc == 5 && strcmp(argv[1], "record") == 0) return record(argv[2], atof(argv[3]), argv[4]);
+    if (argc == 5 && strcmp(argv[1], "make") == 0) return make(argv[2], atof(argv[3]), atof(argv[4]));
     if (argc == 3 && strcmp(argv[1], "check") == 0) return check(argv[2]);
-    fprintf(stderr, "usage: tone play DEVICE HZ SECONDS | tone bursts DEVICE HZ COUNT BURST_MS GAP_MS | tone check FILE\n");
+    fprintf(stderr, "usage: tone play DEVICE HZ SECONDS | tone bursts DEVICE HZ COUNT BURST_MS GAP_MS |\n"
+                    "       tone record DEVICE SECONDS FILE | tone make FILE HZ SECONDS | tone check FILE\n");
     return 2;
 }
