@@ -12,7 +12,8 @@ if ! DESTDIR="$root" cmake --install "$build" --prefix /usr >"$root.log" 2>&1; t
 fi
 rm -f "$root.log"
 failures=0
-for file in usr/lib/atoll/atolld usr/lib/atoll/atoll-vmm usr/lib/atoll/atoll-display usr/bin/atollctl \
+for file in usr/lib/atoll/atolld usr/lib/atoll/atoll-vmm usr/lib/atoll/atoll-audio-pulse.so \
+            usr/lib/atoll/atoll-display usr/bin/atollctl \
             usr/share/dbus-1/system.d/org.atoll.Atoll1.conf usr/share/dbus-1/system.d/org.atoll.Display1.conf \
             usr/share/dbus-1/system-services/org.atoll.Atoll1.service \
             usr/share/dbus-1/interfaces/org.atoll.Atoll1.VM.xml \
@@ -23,6 +24,12 @@ done
 for binary in usr/lib/atoll/atolld usr/lib/atoll/atoll-vmm usr/lib/atoll/atoll-display usr/bin/atollctl; do
   [ -x "$root/$binary" ] || { echo "FAIL not executable: $binary"; failures=$((failures + 1)); }
 done
+# A VM without sound does not load libpulse: it is in the module beside atoll-vmm.
+if ldd "$root/usr/lib/atoll/atoll-vmm" | grep -q libpulse; then
+  echo "FAIL atoll-vmm links libpulse itself"; failures=$((failures + 1))
+elif ! nm -D --defined-only "$root/usr/lib/atoll/atoll-audio-pulse.so" | grep -q ' atoll_audio_pulse_make_v1$'; then
+  echo "FAIL atoll-audio-pulse.so does not export its entry point"; failures=$((failures + 1))
+else echo "ok   libpulse only in the sound module"; fi
 # The installed atolld picks the installed atoll-vmm (its log line names it).
 runtime=$(mktemp -d /tmp/atoll-install-run.XXXXXX)
 command -v dbus-run-session >/dev/null || { echo "skip: dbus-run-session missing (package dbus)"; exit 77; }

@@ -89,7 +89,17 @@ struct PulseAudioOptions {
     unsigned retry_ms = 1000;
 };
 // Starts the client's thread; connects (and reconnects) in the background.
+// The back-end is a module, atoll-audio-pulse.so, loaded on first use from
+// beside the executable (or the install or build directory): libpulse brings
+// some thirty libraries (X11, codecs, glib, systemd) that cost a VM without
+// sound about 5 MiB of resident memory and their start-up relocations.
 Result<std::shared_ptr<AudioBackend>> make_pulse_audio_backend(const PulseAudioOptions& options);
+
+// The module's entry point (C linkage, so dlsym finds it by this name; the
+// version in the name changes whenever these types do).
+using PulseAudioModuleEntry = void (*)(const PulseAudioOptions* options, Result<std::shared_ptr<AudioBackend>>* out);
+inline constexpr const char* kPulseAudioModuleName = "atoll-audio-pulse.so";
+inline constexpr const char* kPulseAudioModuleEntry = "atoll_audio_pulse_make_v1";
 
 // Appends to `out` a fade from `last_frame` to silence over `frames` frames
 // (the anti-click tail of a starved stream).

@@ -552,10 +552,15 @@ void PulseStream::apply_volume(pa_context* context, const AudioChannelState& sta
 
 }  // namespace
 
-Result<std::shared_ptr<AudioBackend>> make_pulse_audio_backend(const PulseAudioOptions& options) {
-    auto backend = std::make_shared<PulseBackend>(options);
-    ATOLL_TRY(backend->start());
-    return std::shared_ptr<AudioBackend>(std::move(backend));
-}
-
 }  // namespace atl::vmm
+
+// The one symbol the module exports (it is built with hidden visibility).
+extern "C" __attribute__((visibility("default"))) void atoll_audio_pulse_make_v1(
+    const atl::vmm::PulseAudioOptions* options, atl::Result<std::shared_ptr<atl::vmm::AudioBackend>>* out) {
+    auto backend = std::make_shared<atl::vmm::PulseBackend>(*options);
+    if (auto started = backend->start(); !started.ok()) {
+        *out = started.error();
+        return;
+    }
+    *out = std::shared_ptr<atl::vmm::AudioBackend>(std::move(backend));
+}
