@@ -83,6 +83,8 @@ public:
 private:
     BlockDevice(int fd, std::string path, bool read_only, std::string serial_id, uint64_t capacity_sectors);
 
+    // Not a virtio status: the request needs a thread that may wait for the disk.
+    static constexpr uint8_t kWouldBlock = 0xFF;
     struct Completion {
         uint8_t status;
         uint32_t written_bytes;  // bytes of data written to the guest before the status byte
@@ -93,10 +95,13 @@ private:
     void submit(uint16_t queue_index, DescriptorChain chain);
     void complete(uint64_t generation, uint16_t queue_index, uint16_t head, uint32_t used_length);
     // Handles one chain and returns the used length to report. Any thread.
-    uint32_t handle_chain(const GuestMemory& memory, const DescriptorChain& chain);
+    // With may_block false (the I/O thread), a read whose data is not all in
+    // the host's page cache is left undone: nullopt, nothing reported.
+    std::optional<uint32_t> handle_chain(const GuestMemory& memory, const DescriptorChain& chain, bool may_block);
     Completion execute(const GuestMemory& memory, uint32_t type, uint64_t sector, ChainReader& reader,
-                       const std::vector<Buffer>& data_writable);
-    Completion read_sectors(const GuestMemory& memory, uint64_t sector, const std::vector<Buffer>& data_writable);
+                       const std::vector<Buffer>& data_writable, bool may_block);
+    Completion read_sectors(const GuestMemory& memory, uint64_t sector, const std::vector<Buffer>& data_writable,
+                            bool may_block);
     Completion write_sectors(uint64_t sector, ChainReader& reader);
     Completion flush();
     Completion get_id(const GuestMemory& memory, const std::vector<Buffer>& data_writable);
