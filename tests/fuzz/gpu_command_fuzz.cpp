@@ -30,6 +30,7 @@
 // every damage rectangle lies inside the scanout's current surface.
 
 #include "devices/virtio/gpu.h"
+#include "fuzz_input.h"
 #include "gpu_test_guest.h"
 
 #include <sys/stat.h>
@@ -40,6 +41,7 @@
 #include <memory>
 #include <vector>
 
+using atl::fuzz::FuzzInput;
 using atl::vmm::virtio::CursorPosition;
 using atl::vmm::virtio::CursorShape;
 using atl::vmm::virtio::GpuDevice;
@@ -60,32 +62,6 @@ constexpr uint64_t kFramebufferBase = 512 << 10;
 constexpr uint64_t kFramebufferBytes = 256 << 10;
 constexpr uint64_t kHostMemoryLimit = 16 << 20;
 constexpr int kMaxRecords = 64;
-
-#define FUZZ_CHECK(condition) \
-    do {                      \
-        if (!(condition)) __builtin_trap(); \
-    } while (0)
-
-class Input {
-public:
-    Input(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-    bool empty() const { return offset_ >= size_; }
-    uint8_t byte() {
-        const uint8_t value = offset_ < size_ ? data_[offset_] : 0;
-        ++offset_;
-        return value;
-    }
-    std::vector<uint8_t> bytes(size_t count) {
-        std::vector<uint8_t> out(count, 0);
-        for (auto& value : out) value = byte();
-        return out;
-    }
-
-private:
-    const uint8_t* data_;
-    size_t size_;
-    size_t offset_ = 0;
-};
 
 // Checks what the device tells a display against the device's own promises.
 class CheckingDisplay : public GpuDisplay {
@@ -160,7 +136,7 @@ std::unique_ptr<TestDriver> make_driver() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size < 1) return 0;
-    Input input(data, size);
+    FuzzInput input(data, size);
     const uint8_t flags = input.byte();
     const bool event_index = flags & 1;
     const bool edid = flags & 2;

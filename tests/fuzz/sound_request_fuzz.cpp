@@ -25,6 +25,7 @@
 // frames of the format it opened.
 
 #include "devices/virtio/sound.h"
+#include "fuzz_input.h"
 #include "virtio_test_driver.h"
 
 #include <cstdint>
@@ -32,6 +33,7 @@
 #include <memory>
 #include <vector>
 
+using atl::fuzz::FuzzInput;
 using atl::vmm::AudioBackend;
 using atl::vmm::AudioDirection;
 using atl::vmm::AudioFormat;
@@ -46,32 +48,6 @@ namespace {
 
 constexpr uint16_t kQueueSize = 64;
 constexpr int kMaxRecords = 96;
-
-#define FUZZ_CHECK(condition) \
-    do {                      \
-        if (!(condition)) __builtin_trap(); \
-    } while (0)
-
-class Input {
-public:
-    Input(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-    bool empty() const { return offset_ >= size_; }
-    uint8_t byte() {
-        const uint8_t value = offset_ < size_ ? data_[offset_] : 0;
-        ++offset_;
-        return value;
-    }
-    std::vector<uint8_t> bytes(size_t count) {
-        std::vector<uint8_t> out(count, 0);
-        for (auto& value : out) value = byte();
-        return out;
-    }
-
-private:
-    const uint8_t* data_;
-    size_t size_;
-    size_t offset_ = 0;
-};
 
 class CheckingStream : public AudioStream {
 public:
@@ -115,7 +91,7 @@ struct Outstanding {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size < 1) return 0;
-    Input input(data, size);
+    FuzzInput input(data, size);
     const bool event_index = input.byte() & 1;
 
     auto driver = std::make_unique<TestDriver>(kQueueSize, 1 << 20, 4);
