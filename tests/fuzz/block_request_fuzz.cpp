@@ -21,6 +21,7 @@
 
 #include "devices/virtio/block.h"
 #include "fuzz_input.h"
+#include "offered_chain.h"
 #include "virtio_test_driver.h"
 
 #include <fcntl.h>
@@ -34,6 +35,7 @@
 #include <vector>
 
 using atl::fuzz::FuzzInput;
+using atl::fuzz::OfferedChain;
 using atl::vmm::virtio::BlockDevice;
 using atl::vmm::virtio::testing::DriverBuffer;
 using atl::vmm::virtio::testing::FakeInterrupt;
@@ -162,24 +164,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         if (buffers.empty()) buffers.push_back({driver.fill(16, 0), 16, false});
 
-        const uint16_t used_before = driver.used_index();
-        const size_t errors_before = interrupt.device_errors.size();
-        const uint16_t head = indirect ? driver.add_indirect_chain(buffers, false) : driver.add_chain(buffers, false);
-        if (corrupt) driver.write_descriptor(head, driver.data_base(), 16, atl::vmm::virtio::testing::kDescNext, head);
-        driver.offer(head);
+        const OfferedChain chain(driver.queue(0), interrupt, buffers, indirect, corrupt, driver.data_base());
         device.queue_notify(0);
 
         if (corrupt) {
-            // A loop is a broken ring: reported once, nothing completed, device stopped.
-            FUZZ_CHECK(interrupt.device_errors.size() == errors_before + 1);
-            FUZZ_CHECK(driver.used_index() == used_before);
+            chain.check_broken_ring();
             break;
         }
-        FUZZ_CHECK(interrupt.device_errors.size() == errors_before);
-        FUZZ_CHECK(driver.used_index() == static_cast<uint16_t>(used_before + 1));
-        const auto used = driver.used_element(used_before);
-        FUZZ_CHECK(used.id == head);
-        FUZZ_CHECK(used.length <= writable_bytes);
+        chain.check_completed_at_once(writable_bytes);
         if (!no_writable) {
             const uint8_t status = driver.get_byte(status_address);
             FUZZ_CHECK(status == BlockDevice::kStatusOk || status == BlockDevice::kStatusIoError ||
