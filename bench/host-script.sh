@@ -9,26 +9,15 @@
 # Settings come from bench.conf (written by bench/run).
 # shellcheck disable=SC1091 # written by bench/run
 . ./bench.conf
+# shellcheck source=bench/host-lib.sh
+. ./host-lib.sh
 
-K=/guest/vmlinuz
-I=/payload/guest.cpio.gz
 T=/payload/vmmtime
-Q=qemu-system-x86_64
 DISK=/tmp/bench-disk.img
 MEM=256
 BASE_CMDLINE="console=ttyS0 quiet panic=-1 rdinit=/bench/init"
 # Common to every QEMU run; the machine type is added per run.
 QEMU_COMMON="-enable-kvm -cpu host -m $MEM -smp 1 -nodefaults -no-user-config -nographic -serial stdio -no-reboot"
-problems=0
-mkdir -p /tmp/logs
-
-problem() { # LOG TEXT...
-    log=$1
-    shift
-    echo "BENCH-PROBLEM $*"
-    [ -f "$log" ] && tail -n 30 "$log" | sed 's/^/    | /'
-    problems=$((problems + 1))
-}
 
 # launch VMM MODE NAME CMDLINE_EXTRA VMMTIME_OPTS...: runs one guest under
 # vmmtime; its key=value report lands in /tmp/logs/NAME.out, the VMM's
@@ -136,5 +125,4 @@ while [ $rep -le "$BLK_BOOTS" ]; do
     rep=$((rep + 1))
 done
 
-echo "bench: done, $problems problem(s)"
-[ $problems -eq 0 ]
+bench_finish

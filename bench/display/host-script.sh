@@ -9,22 +9,11 @@
 # exits 1 at the end. Settings come from bench.conf (written by the runner).
 # shellcheck disable=SC1091 # written by bench/display/run
 . ./bench.conf
+# shellcheck source=bench/host-lib.sh
+. ./host-lib.sh
 
-K=/guest/vmlinuz
-I=/payload/guest.cpio.gz
-Q=qemu-system-x86_64
 CMDLINE="console=ttyS0 quiet panic=-1 bench.seconds=$GUEST_SECONDS"
 CLIENT="./vncbench --size ${WIDTH}x$HEIGHT --warmup $WARMUP_SECS --seconds $MEASURE_SECS --latency $LATENCY_SAMPLES --timeout 400"
-problems=0
-mkdir -p /tmp/logs
-
-problem() { # LOG TEXT...
-    log=$1
-    shift
-    echo "BENCH-PROBLEM $*"
-    [ -f "$log" ] && tail -n 30 "$log" | sed 's/^/    | /'
-    problems=$((problems + 1))
-}
 
 # wait_exit PID SECONDS: waits for the VMM to end by itself, kills it after SECONDS.
 wait_exit() {
@@ -98,5 +87,4 @@ while [ $round -le "$ROUNDS" ]; do
     run_qemu "display-qemu-$round"
     round=$((round + 1))
 done
-echo "bench: done, $problems problem(s)"
-[ $problems -eq 0 ]
+bench_finish

@@ -17,6 +17,8 @@
 //   vncbench --port P --size WxH [--warmup S] [--seconds S] [--latency N] [--timeout S]
 // Environment: VNCBENCH_TRACE=1 prints a line per update (area, bytes, marker);
 // VNCBENCH_VERBOSE=1 lets libvncclient log.
+#include "vnc_viewer.h"
+
 #include <rfb/keysym.h>
 #include <rfb/rfbclient.h>
 
@@ -31,16 +33,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using atl::vnc_viewer::Clock;
+using atl::vnc_viewer::parse_size;
+using atl::vnc_viewer::quiet;
 constexpr int kThroughputMarker = 0x5a, kLatencyMarker = 0xa5;
 constexpr int kMarkerX = 8, kMarkerY = 8;  // inside fbbench's 64x16 marker block
-
-void quiet(const char*, ...) {}
 
 struct Marker {
     int kind = -1;  // kThroughputMarker, kLatencyMarker, or anything else
@@ -103,51 +104,28 @@ uint64_t bytes_received(rfbClient* client) {
     return info.tcpi_bytes_received;
 }
 
-bool parse_size(const char* text, int& width, int& height) {
-    return text && sscanf(text, "%dx%d", &width, &height) == 2 && width > 0 && height > 0;
-}
-
 rfbClient* connect(int port, Clock::time_point deadline) {
-    while (Clock::now() < deadline) {
-        rfbClient* client = rfbGetClient(8, 3, 4);
-        client->serverHost = strdup("127.0.0.1");
-        client->serverPort = port;
+    return atl::vnc_viewer::connect(port, deadline, [](rfbClient* client) {
         // The same request to both servers, as TigerVNC's viewer asks by
         // default (Tight first, compression level 2) but lossless: no JPEG,
         // so that the marker is read exactly.
         client->appData.encodingsString = "tight zrle zlib hextile copyrect raw";
         client->appData.enableJPEG = FALSE;
         client->appData.compressLevel = 2;
-        client->canHandleNewFBSize = TRUE;
         client->FinishedFrameBufferUpdate = finished_update;
         client->GotFrameBufferUpdate = got_rect;
-        if (rfbInitClient(client, nullptr, nullptr)) return client;  // frees the client when it fails
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    }
-    return nullptr;
+    });
 }
 
-// Serves the connection until `done` or the deadline; false on a connection error.
+// A message wakes the wait at once: the poll only bounds how late a deadline is seen.
+constexpr std::chrono::microseconds kPoll{50000};
+
 template <class Done>
 bool serve_until(rfbClient* client, Clock::time_point deadline, Done done) {
-    while (Clock::now() < deadline) {
-        if (done()) return true;
-        const int ready = WaitForMessage(client, 50000);  // microseconds: returns as soon as a message arrives
-        if (ready < 0) return false;
-        if (ready > 0 && !HandleRFBServerMessage(client)) return false;
-    }
-    return done();
+    return atl::vnc_viewer::serve_until(client, deadline, kPoll, done);
 }
 
-// Serves the connection for a while; false on a connection error.
-bool serve_for(rfbClient* client, Clock::time_point until) {
-    while (Clock::now() < until) {
-        const int ready = WaitForMessage(client, 50000);
-        if (ready < 0) return false;
-        if (ready > 0 && !HandleRFBServerMessage(client)) return false;
-    }
-    return true;
-}
+bool serve_for(rfbClient* client, Clock::time_point until) { return atl::vnc_viewer::serve_for(client, until, kPoll); }
 
 bool press(rfbClient* client, uint32_t keysym) {
     return SendKeyEvent(client, keysym, TRUE) && SendKeyEvent(client, keysym, FALSE);

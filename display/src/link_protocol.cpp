@@ -2,6 +2,7 @@
 
 #include "base64.h"
 
+#include <atoll/json_depth.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -13,29 +14,6 @@ namespace atl::display::link {
 using nlohmann::json;
 
 namespace {
-
-// Nesting depth of a JSON text, ignoring brackets inside strings. Stops
-// counting once past the limit.
-int json_depth(std::string_view text) {
-    int depth = 0, deepest = 0;
-    bool in_string = false, escaped = false;
-    for (char c : text) {
-        if (in_string) {
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
-            continue;
-        }
-        if (c == '"') in_string = true;
-        else if (c == '[' || c == '{') {
-            if (++depth > deepest) deepest = depth;
-            if (deepest > kMaxJsonDepth) return deepest;
-        } else if (c == ']' || c == '}') {
-            --depth;
-        }
-    }
-    return deepest;
-}
 
 // Field readers: each names the field in its error.
 class Fields {
@@ -237,7 +215,7 @@ size_t fds_required(const VmmMessage& message) { return std::holds_alternative<S
 
 Result<VmmMessage> parse_vmm_message(std::string_view body) {
     if (body.size() > kMaxMessageBytes) return make_error("message longer than 64 KiB");
-    if (json_depth(body) > kMaxJsonDepth) return make_error("JSON nested too deeply");
+    if (json_nesting_depth(body, kMaxJsonDepth) > kMaxJsonDepth) return make_error("JSON nested too deeply");
     const json message = json::parse(body.begin(), body.end(), nullptr, false);
     if (message.is_discarded()) return make_error("not valid JSON");
     if (!message.is_object()) return make_error("not a JSON object");

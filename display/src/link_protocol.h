@@ -33,7 +33,7 @@ inline constexpr uint32_t kMinResizeSide = 64;
 inline constexpr uint32_t kMaxResizeSide = 8192;
 inline constexpr uint32_t kPointerMax = 32767;
 // Nesting deeper than this is refused before the JSON parser sees it.
-inline constexpr int kMaxJsonDepth = 8;
+inline constexpr size_t kMaxJsonDepth = 8;
 
 struct Rect {
     uint32_t x = 0, y = 0, width = 0, height = 0;

@@ -155,6 +155,19 @@ Outcome<void> step_done(Statement& statement, sqlite3* db, const std::string& wh
     return db_fault(db, what);
 }
 
+// A runtime record as ?2..?8 of an INSERT or UPDATE of vm_runtime (state, reason,
+// pid, boot_count, started_unix_us, restart_count, updated_unix_us = now); ?1
+// names the VM.
+void bind_runtime(Statement& statement, const RuntimeRecord& runtime) {
+    statement.bind(2, std::string(state_name(runtime.state)))
+        .bind(3, runtime.reason)
+        .bind(4, runtime.pid)
+        .bind(5, int64_t{runtime.boot_count})
+        .bind(6, static_cast<int64_t>(runtime.started_unix_us))
+        .bind(7, int64_t{runtime.restart_count})
+        .bind(8, now_unix_us());
+}
+
 }  // namespace
 
 Outcome<std::unique_ptr<Store>> Store::open(const std::string& path, int target_version) {
@@ -300,14 +313,8 @@ Outcome<void> Store::insert_rows(const VmDefinition& d, const RuntimeRecord& run
         Statement statement(db_,
                             "INSERT INTO vm_runtime (vm_id, state, reason, pid, boot_count, started_unix_us, "
                             "restart_count, updated_unix_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-        statement.bind(1, vm_id)
-            .bind(2, std::string(state_name(runtime.state)))
-            .bind(3, runtime.reason)
-            .bind(4, runtime.pid)
-            .bind(5, int64_t{runtime.boot_count})
-            .bind(6, static_cast<int64_t>(runtime.started_unix_us))
-            .bind(7, int64_t{runtime.restart_count})
-            .bind(8, now_unix_us());
+        statement.bind(1, vm_id);
+        bind_runtime(statement, runtime);
         ATOLL_DOM0_TRY(step_done(statement, db_, "define runtime record"));
     }
     return {};
@@ -339,14 +346,8 @@ Outcome<void> Store::set_runtime(const std::string& uuid, const RuntimeRecord& r
                         "UPDATE vm_runtime SET state = ?2, reason = ?3, pid = ?4, boot_count = ?5, "
                         "started_unix_us = ?6, restart_count = ?7, updated_unix_us = ?8 "
                         "WHERE vm_id = (SELECT id FROM vm WHERE uuid = ?1)");
-    statement.bind(1, uuid)
-        .bind(2, std::string(state_name(runtime.state)))
-        .bind(3, runtime.reason)
-        .bind(4, runtime.pid)
-        .bind(5, int64_t{runtime.boot_count})
-        .bind(6, static_cast<int64_t>(runtime.started_unix_us))
-        .bind(7, int64_t{runtime.restart_count})
-        .bind(8, now_unix_us());
+    statement.bind(1, uuid);
+    bind_runtime(statement, runtime);
     ATOLL_DOM0_TRY(step_done(statement, db_, "record state"));
     if (sqlite3_changes(db_) != 1) return fault(ErrorKind::NotFound, "no VM with UUID " + uuid);
     return {};

@@ -1,4 +1,5 @@
 #include <atoll/dom0/vm_definition.h>
+#include <atoll/json_depth.h>
 
 #include <nlohmann/json.hpp>
 #include <sys/random.h>
@@ -148,25 +149,6 @@ Outcome<AudioDefinition> parse_audio(const json& entry) {
 
 bool printable(const std::string& text) {
     return std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; });
-}
-
-// How deeply arrays and objects nest in a JSON text (strings skipped). Checked
-// before parsing: copying or printing a deeply nested value recurses.
-size_t nesting_depth(std::string_view text) {
-    size_t depth = 0, deepest = 0;
-    bool in_string = false, escaped = false;
-    for (char c : text) {
-        if (in_string) {
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
-            continue;
-        }
-        if (c == '"') in_string = true;
-        else if (c == '[' || c == '{') deepest = std::max(deepest, ++depth);
-        else if ((c == ']' || c == '}') && depth > 0) --depth;
-    }
-    return deepest;
 }
 
 }  // namespace
@@ -319,7 +301,7 @@ Outcome<VmDefinition> parse_vm_definition(std::string_view json_text) {
     if (json_text.size() > kMaxConfigBytes)
         return invalid("configuration: " + std::to_string(json_text.size()) + " bytes is more than the " +
                        std::to_string(kMaxConfigBytes) + " allowed");
-    if (nesting_depth(json_text) > kMaxConfigDepth)
+    if (json_nesting_depth(json_text, kMaxConfigDepth) > kMaxConfigDepth)
         return invalid("configuration: nested more than " + std::to_string(kMaxConfigDepth) + " levels deep");
     json root = json::parse(json_text, nullptr, false);
     if (root.is_discarded()) return invalid("configuration: not valid JSON");

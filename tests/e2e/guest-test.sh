@@ -5,30 +5,41 @@
 scenario=$(sed -n 's/.*atoll\.test=\([^ ]*\).*/\1/p' /proc/cmdline)
 echo "ATOLL-GUEST-UP scenario=$scenario"
 
-# Waits for virtio-gpu's fbdev and virtio-input's keyboard, draws the known
-# 800x600 pattern (/pattern.raw) and prints the first 10 key events typed
-# (ATOLL-KEYS with the codes pressed).
-show_pattern_and_read_keys() {
+# Waits for virtio-gpu's fbdev, finds virtio-input's keyboard ($keyboard) and
+# keeps the framebuffer console from drawing over what will be shown.
+prepare_screen() {
     i=0
     while [ ! -e /dev/fb0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     keyboard=""
     for device in /sys/class/input/event*; do
         [ "$(cat "$device/device/name" 2>/dev/null)" = "Atoll Virtual Keyboard" ] && keyboard=/dev/input/${device##*/}
     done
-    echo "ATOLL-INPUT keyboard=$keyboard devices=$(cat /sys/class/input/event*/device/name 2>/dev/null | tr '\n' ',')"
-    echo "ATOLL-FB $(cat /sys/class/graphics/fb0/virtual_size) stride=$(cat /sys/class/graphics/fb0/stride)"
     # Only the pattern on the screen: the framebuffer console draws nothing
     # over it (no cursor, no blinking; the kernel logs to ttyS0 only).
     echo 0 > /sys/class/graphics/fbcon/cursor_blink
     printf '\033[?25l' > /dev/tty1
+}
+
+# draw_and_read_keys PATTERN [SUFFIX]: draws PATTERN and prints the first 10
+# key events typed (ATOLL-FB-DRAWN$SUFFIX, then ATOLL-KEYS$SUFFIX with the codes pressed).
+draw_and_read_keys() {
     # The reader has the keyboard open before the pattern shows (the viewer types once it sees it).
     /bin/evread "$keyboard" 10 200 > /tmp/keys.log &
     reader=$!
     sleep 1
-    echo "ATOLL-FB-DRAWN $(/bin/fbdraw /pattern.raw)"
+    echo "ATOLL-FB-DRAWN${2:-} $(/bin/fbdraw "$1")"
     wait $reader
     sed 's/^/  /' /tmp/keys.log
-    echo "ATOLL-KEYS $(grep 'value=1' /tmp/keys.log | sed 's/.*code=\([0-9]*\).*/\1/' | tr '\n' ' ')"
+    echo "ATOLL-KEYS${2:-} $(grep 'value=1' /tmp/keys.log | sed 's/.*code=\([0-9]*\).*/\1/' | tr '\n' ' ')"
+}
+
+# The devices found and the framebuffer's mode, then the known 800x600
+# pattern (/pattern.raw) and the keys typed.
+show_pattern_and_read_keys() {
+    prepare_screen
+    echo "ATOLL-INPUT keyboard=$keyboard devices=$(cat /sys/class/input/event*/device/name 2>/dev/null | tr '\n' ',')"
+    echo "ATOLL-FB $(cat /sys/class/graphics/fb0/virtual_size) stride=$(cat /sys/class/graphics/fb0/stride)"
+    draw_and_read_keys /pattern.raw
 }
 
 case $scenario in
@@ -76,38 +87,14 @@ display)
     # viewer, still connected, sees the new boot's picture and types again
     # (scenarios/display.sh). /dev/vda (scratch.img) tells the boots apart.
     marker=$(dd if=/dev/vda bs=16 count=1 2>/dev/null)
-    i=0
-    while [ ! -e /dev/fb0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    keyboard=""
-    for device in /sys/class/input/event*; do
-        [ "$(cat "$device/device/name" 2>/dev/null)" = "Atoll Virtual Keyboard" ] && keyboard=/dev/input/${device##*/}
-    done
-    # Only the pattern on the screen: the framebuffer console draws nothing
-    # over it (no cursor, no blinking; the kernel logs to ttyS0 only).
-    echo 0 > /sys/class/graphics/fbcon/cursor_blink
-    printf '\033[?25l' > /dev/tty1
     if [ "$marker" = "ATOLL-DISPLAY-RB" ]; then
         # The second boot: the viewer's 640x480 is the preferred mode from the start.
+        prepare_screen
         echo "ATOLL-FB2 $(cat /sys/class/graphics/fb0/virtual_size) stride=$(cat /sys/class/graphics/fb0/stride)"
-        /bin/evread "$keyboard" 10 200 > /tmp/keys.log &
-        reader=$!
-        sleep 1
-        echo "ATOLL-FB-DRAWN2 $(/bin/fbdraw /pattern-small.raw)"
-        wait $reader
-        sed 's/^/  /' /tmp/keys.log
-        echo "ATOLL-KEYS2 $(grep 'value=1' /tmp/keys.log | sed 's/.*code=\([0-9]*\).*/\1/' | tr '\n' ' ')"
+        draw_and_read_keys /pattern-small.raw 2
         sleep 3
     else
-        echo "ATOLL-INPUT keyboard=$keyboard devices=$(cat /sys/class/input/event*/device/name 2>/dev/null | tr '\n' ',')"
-        echo "ATOLL-FB $(cat /sys/class/graphics/fb0/virtual_size) stride=$(cat /sys/class/graphics/fb0/stride)"
-        # The reader has the keyboard open before the pattern shows (the viewer types once it sees it).
-        /bin/evread "$keyboard" 10 200 > /tmp/keys.log &
-        reader=$!
-        sleep 1
-        echo "ATOLL-FB-DRAWN $(/bin/fbdraw /pattern.raw)"
-        wait $reader
-        sed 's/^/  /' /tmp/keys.log
-        echo "ATOLL-KEYS $(grep 'value=1' /tmp/keys.log | sed 's/.*code=\([0-9]*\).*/\1/' | tr '\n' ' ')"
+        show_pattern_and_read_keys
         # Then the viewer asks for 640x480: the connector's preferred mode follows,
         # fbdev switches to it (showing the top-left of its buffer).
         mode=""

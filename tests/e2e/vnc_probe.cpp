@@ -12,6 +12,8 @@
 //
 //   atoll-vnc-probe pattern WIDTH HEIGHT FILE      writes the pattern as raw XRGB8888
 //   atoll-vnc-probe check --port P --size WxH --keys TEXT --resize WxH [--reboot WxH] [--timeout S]
+#include "vnc_viewer.h"
+
 #include <rfb/rfbclient.h>
 
 #include <chrono>
@@ -20,14 +22,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-void quiet(const char*, ...) {}
+using atl::vnc_viewer::Clock;
+using atl::vnc_viewer::parse_size;
+using atl::vnc_viewer::quiet;
 
 // Framebuffer updates received (for the report when a step fails).
 long g_updates = 0;
@@ -65,10 +66,6 @@ int write_pattern(uint32_t width, uint32_t height, const char* path) {
     return 0;
 }
 
-bool parse_size(const char* text, int& width, int& height) {
-    return text && sscanf(text, "%dx%d", &width, &height) == 2 && width > 0 && height > 0;
-}
-
 // Pixels of the client's framebuffer that differ from the pattern.
 long mismatches(rfbClient* client, int width, int height) {
     if (client->width < width || client->height < height) return -1;
@@ -89,32 +86,22 @@ long mismatches(rfbClient* client, int width, int height) {
 }
 
 rfbClient* connect(int port, Clock::time_point deadline) {
-    while (Clock::now() < deadline) {
-        rfbClient* client = rfbGetClient(8, 3, 4);
-        client->serverHost = strdup("127.0.0.1");
-        client->serverPort = port;
+    return atl::vnc_viewer::connect(port, deadline, [](rfbClient* client) {
         // Lossless encodings only: pixels are compared exactly.
         client->appData.encodingsString = "zrle hextile raw";
         client->appData.enableJPEG = FALSE;
-        client->canHandleNewFBSize = TRUE;
         client->GotFrameBufferUpdate = count_update;
-        if (rfbInitClient(client, nullptr, nullptr)) return client;  // frees the client when it fails
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    }
-    return nullptr;
+    });
 }
 
-// Serves the connection until `done` or the deadline.
+constexpr std::chrono::microseconds kPoll{200000};
+
 template <class Done>
 bool serve_until(rfbClient* client, Clock::time_point deadline, Done done) {
-    while (Clock::now() < deadline) {
-        if (done()) return true;
-        const int ready = WaitForMessage(client, 200000);
-        if (ready < 0) return false;
-        if (ready > 0 && !HandleRFBServerMessage(client)) return false;
-    }
-    return done();
+    return atl::vnc_viewer::serve_until(client, deadline, kPoll, done);
 }
+
+void serve_for(rfbClient* client, Clock::time_point until) { atl::vnc_viewer::serve_for(client, until, kPoll); }
 
 int check(int argc, char** argv) {
     int port = 0, width = 0, height = 0, resize_width = 0, resize_height = 0, timeout_s = 240;
@@ -182,14 +169,14 @@ int check(int argc, char** argv) {
         for (char c : keys) {
             for (const bool down : {true, false}) {
                 sent = sent && SendKeyEvent(client, static_cast<uint32_t>(static_cast<unsigned char>(c)), down ? TRUE : FALSE);
-                serve_until(client, Clock::now() + std::chrono::milliseconds(50), [] { return false; });
+                serve_for(client, Clock::now() + std::chrono::milliseconds(50));
             }
         }
         printf(sent ? "PROBE-%s-SENT %s\n" : "PROBE-%s-FAILED %s\n", label, keys.c_str());
         fflush(stdout);
         failures += sent ? 0 : 1;
         // Give the keys time to travel before the screen changes.
-        serve_until(client, Clock::now() + std::chrono::seconds(3), [] { return false; });
+        serve_for(client, Clock::now() + std::chrono::seconds(3));
     };
     if (!keys.empty()) type_keys("KEYS");
     if (resize_width > 0) {

@@ -20,6 +20,8 @@
 // image never changes size; the read-only image never changes.
 
 #include "devices/virtio/block.h"
+#include "fuzz_input.h"
+#include "offered_chain.h"
 #include "virtio_test_driver.h"
 
 #include <fcntl.h>
@@ -32,6 +34,8 @@
 #include <string>
 #include <vector>
 
+using atl::fuzz::FuzzInput;
+using atl::fuzz::OfferedChain;
 using atl::vmm::virtio::BlockDevice;
 using atl::vmm::virtio::testing::DriverBuffer;
 using atl::vmm::virtio::testing::FakeInterrupt;
@@ -45,40 +49,7 @@ constexpr uint32_t kMaxPartBytes = 8 << 10;
 constexpr uint16_t kQueueSize = 64;
 constexpr int kMaxRecords = 64;
 
-#define FUZZ_CHECK(condition) \
-    do {                      \
-        if (!(condition)) __builtin_trap(); \
-    } while (0)
-
 uint8_t pattern_byte(uint64_t offset) { return static_cast<uint8_t>(offset * 37 + 11); }
-
-class Input {
-public:
-    Input(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-    bool empty() const { return offset_ >= size_; }
-    template <class T>
-    T take() {
-        T value{};
-        const size_t n = std::min(sizeof(T), available());
-        if (n > 0) std::memcpy(&value, data_ + offset_, n);
-        offset_ += sizeof(T);
-        return value;
-    }
-    std::vector<uint8_t> take_bytes(size_t count) {
-        std::vector<uint8_t> bytes(count, 0);
-        const size_t n = std::min(count, available());
-        if (n > 0) std::memcpy(bytes.data(), data_ + offset_, n);
-        offset_ += count;
-        return bytes;
-    }
-
-private:
-    size_t available() const { return offset_ < size_ ? size_ - offset_ : 0; }
-
-    const uint8_t* data_;
-    size_t size_;
-    size_t offset_ = 0;
-};
 
 struct Disk {
     std::string path;
@@ -132,8 +103,8 @@ void add_part(std::vector<DriverBuffer>& buffers, uint64_t address, uint32_t len
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size < 1) return 0;
-    Input input(data, size);
-    const uint8_t flags = input.take<uint8_t>();
+    FuzzInput input(data, size);
+    const uint8_t flags = input.byte();
     const bool event_index = flags & 1;
     const bool read_only = flags & 2;
     BlockDevice& device = *disk(read_only).device;
@@ -145,25 +116,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     for (int record = 0; record < kMaxRecords && !input.empty(); ++record) {
         driver.reset_data();
-        const uint8_t shape = input.take<uint8_t>();
+        const uint8_t shape = input.byte();
         const uint32_t type = (shape & 7) == 7 ? input.take<uint32_t>() : kTypes[shape & 7];
         const bool indirect = shape & 8;
         const bool no_writable = shape & 16;
-        const uint32_t header_length = (shape & 32) ? input.take<uint8_t>() % 16 : 16;
+        const uint32_t header_length = (shape & 32) ? input.byte() % 16 : 16;
         const bool status_shares_data = shape & 64;
         const bool corrupt = shape & 128;
 
         uint64_t sector = 0;
-        switch (input.take<uint8_t>() % 4) {
-        case 0: sector = input.take<uint8_t>(); break;
-        case 1: sector = kDiskSectors - input.take<uint8_t>(); break;
+        switch (input.byte() % 4) {
+        case 0: sector = input.byte(); break;
+        case 1: sector = kDiskSectors - input.byte(); break;
         case 2: sector = input.take<uint64_t>(); break;
         default: sector = input.take<uint16_t>(); break;
         }
         const uint32_t out_length = input.take<uint16_t>() % (kMaxPartBytes + 1);
         const uint32_t in_length = input.take<uint16_t>() % (kMaxPartBytes + 1);
-        const uint32_t piece = input.take<uint8_t>();
-        const auto payload = input.take_bytes(out_length);
+        const uint32_t piece = input.byte();
+        const auto payload = input.bytes(out_length);
 
         uint8_t header[16];
         std::memcpy(header, &type, 4);
@@ -193,24 +164,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         if (buffers.empty()) buffers.push_back({driver.fill(16, 0), 16, false});
 
-        const uint16_t used_before = driver.used_index();
-        const size_t errors_before = interrupt.device_errors.size();
-        const uint16_t head = indirect ? driver.add_indirect_chain(buffers, false) : driver.add_chain(buffers, false);
-        if (corrupt) driver.write_descriptor(head, driver.data_base(), 16, atl::vmm::virtio::testing::kDescNext, head);
-        driver.offer(head);
+        const OfferedChain chain(driver.queue(0), interrupt, buffers, indirect, corrupt, driver.data_base());
         device.queue_notify(0);
 
         if (corrupt) {
-            // A loop is a broken ring: reported once, nothing completed, device stopped.
-            FUZZ_CHECK(interrupt.device_errors.size() == errors_before + 1);
-            FUZZ_CHECK(driver.used_index() == used_before);
+            chain.check_broken_ring();
             break;
         }
-        FUZZ_CHECK(interrupt.device_errors.size() == errors_before);
-        FUZZ_CHECK(driver.used_index() == static_cast<uint16_t>(used_before + 1));
-        const auto used = driver.used_element(used_before);
-        FUZZ_CHECK(used.id == head);
-        FUZZ_CHECK(used.length <= writable_bytes);
+        chain.check_completed_at_once(writable_bytes);
         if (!no_writable) {
             const uint8_t status = driver.get_byte(status_address);
             FUZZ_CHECK(status == BlockDevice::kStatusOk || status == BlockDevice::kStatusIoError ||

@@ -30,7 +30,9 @@
 // every damage rectangle lies inside the scanout's current surface.
 
 #include "devices/virtio/gpu.h"
+#include "fuzz_input.h"
 #include "gpu_test_guest.h"
+#include "offered_chain.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,6 +42,8 @@
 #include <memory>
 #include <vector>
 
+using atl::fuzz::FuzzInput;
+using atl::fuzz::OfferedChain;
 using atl::vmm::virtio::CursorPosition;
 using atl::vmm::virtio::CursorShape;
 using atl::vmm::virtio::GpuDevice;
@@ -60,32 +64,6 @@ constexpr uint64_t kFramebufferBase = 512 << 10;
 constexpr uint64_t kFramebufferBytes = 256 << 10;
 constexpr uint64_t kHostMemoryLimit = 16 << 20;
 constexpr int kMaxRecords = 64;
-
-#define FUZZ_CHECK(condition) \
-    do {                      \
-        if (!(condition)) __builtin_trap(); \
-    } while (0)
-
-class Input {
-public:
-    Input(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-    bool empty() const { return offset_ >= size_; }
-    uint8_t byte() {
-        const uint8_t value = offset_ < size_ ? data_[offset_] : 0;
-        ++offset_;
-        return value;
-    }
-    std::vector<uint8_t> bytes(size_t count) {
-        std::vector<uint8_t> out(count, 0);
-        for (auto& value : out) value = byte();
-        return out;
-    }
-
-private:
-    const uint8_t* data_;
-    size_t size_;
-    size_t offset_ = 0;
-};
 
 // Checks what the device tells a display against the device's own promises.
 class CheckingDisplay : public GpuDisplay {
@@ -160,7 +138,7 @@ std::unique_ptr<TestDriver> make_driver() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size < 1) return 0;
-    Input input(data, size);
+    FuzzInput input(data, size);
     const uint8_t flags = input.byte();
     const bool event_index = flags & 1;
     const bool edid = flags & 2;
@@ -244,24 +222,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
         const bool cursor_queue = what == 10 || what == 11;
         auto& queue = driver->queue(cursor_queue ? GpuDevice::kCursorQueue : GpuDevice::kControlQueue);
-        const uint16_t used_before = queue.used_index();
-        const size_t errors_before = interrupt.device_errors.size();
-        const uint16_t chain_head = (op & 32) ? queue.add_indirect_chain(buffers, false) : queue.add_chain(buffers, false);
-        if (op & 128) queue.write_descriptor(chain_head, driver->data_base(), 16, atl::vmm::virtio::testing::kDescNext, chain_head);
-        queue.offer(chain_head);
+        const OfferedChain chain(queue, interrupt, buffers, op & 32, op & 128, driver->data_base());
         device.queue_notify(cursor_queue ? GpuDevice::kCursorQueue : GpuDevice::kControlQueue);
 
         if (op & 128) {
-            // A loop is a broken ring: reported once, nothing completed, device stopped.
-            FUZZ_CHECK(interrupt.device_errors.size() == errors_before + 1);
-            FUZZ_CHECK(queue.used_index() == used_before);
+            chain.check_broken_ring();
             break;
         }
-        FUZZ_CHECK(interrupt.device_errors.size() == errors_before);
-        FUZZ_CHECK(queue.used_index() == static_cast<uint16_t>(used_before + 1));
-        const auto used = queue.used_element(used_before);
-        FUZZ_CHECK(used.id == chain_head);
-        FUZZ_CHECK(used.length <= response_bytes);
+        const auto used = chain.check_completed_at_once(response_bytes);
         if (response_bytes >= sizeof(GpuHeader)) {
             FUZZ_CHECK(used.length >= sizeof(GpuHeader));
             GpuHeader response;

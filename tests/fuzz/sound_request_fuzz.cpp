@@ -25,6 +25,8 @@
 // frames of the format it opened.
 
 #include "devices/virtio/sound.h"
+#include "fuzz_input.h"
+#include "offered_chain.h"
 #include "virtio_test_driver.h"
 
 #include <cstdint>
@@ -32,6 +34,8 @@
 #include <memory>
 #include <vector>
 
+using atl::fuzz::FuzzInput;
+using atl::fuzz::OfferedChain;
 using atl::vmm::AudioBackend;
 using atl::vmm::AudioDirection;
 using atl::vmm::AudioFormat;
@@ -46,32 +50,6 @@ namespace {
 
 constexpr uint16_t kQueueSize = 64;
 constexpr int kMaxRecords = 96;
-
-#define FUZZ_CHECK(condition) \
-    do {                      \
-        if (!(condition)) __builtin_trap(); \
-    } while (0)
-
-class Input {
-public:
-    Input(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-    bool empty() const { return offset_ >= size_; }
-    uint8_t byte() {
-        const uint8_t value = offset_ < size_ ? data_[offset_] : 0;
-        ++offset_;
-        return value;
-    }
-    std::vector<uint8_t> bytes(size_t count) {
-        std::vector<uint8_t> out(count, 0);
-        for (auto& value : out) value = byte();
-        return out;
-    }
-
-private:
-    const uint8_t* data_;
-    size_t size_;
-    size_t offset_ = 0;
-};
 
 class CheckingStream : public AudioStream {
 public:
@@ -115,7 +93,7 @@ struct Outstanding {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size < 1) return 0;
-    Input input(data, size);
+    FuzzInput input(data, size);
     const bool event_index = input.byte() & 1;
 
     auto driver = std::make_unique<TestDriver>(kQueueSize, 1 << 20, 4);
@@ -192,24 +170,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             if (held(head)) continue;
             queue.set_next_descriptor(head);
             next_head[queue_index] = static_cast<uint16_t>((head + buffers.size()) % kQueueSize);
-            const size_t errors_before = interrupt.device_errors.size();
-            const uint16_t used_before = queue.used_index();
-            const uint16_t chain_head = (op & 32) ? queue.add_indirect_chain(buffers, false) : queue.add_chain(buffers, false);
-            if (op & 128)
-                queue.write_descriptor(chain_head, driver->data_base(), 16, atl::vmm::virtio::testing::kDescNext, chain_head);
-            queue.offer(chain_head);
-            outstanding[queue_index].push_back({chain_head, writable});
+            const OfferedChain chain(queue, interrupt, buffers, op & 32, op & 128, driver->data_base());
+            outstanding[queue_index].push_back({chain.head(), writable});
             device.queue_notify(queue_index);
             if (op & 128) {
-                FUZZ_CHECK(interrupt.device_errors.size() == errors_before + 1);
-                FUZZ_CHECK(queue.used_index() == used_before);
+                chain.check_broken_ring();
                 break;
             }
-            FUZZ_CHECK(interrupt.device_errors.size() == errors_before);
+            chain.check_no_device_error();
             if (queue_index == SoundDevice::kControlQueue) {
                 // Control requests are answered at once, with a known status.
-                FUZZ_CHECK(queue.used_index() == static_cast<uint16_t>(used_before + 1));
-                const auto used = queue.used_element(used_before);
+                FUZZ_CHECK(queue.used_index() == static_cast<uint16_t>(chain.used_before() + 1));
+                const auto used = queue.used_element(chain.used_before());
                 if (writable >= 4) {
                     FUZZ_CHECK(used.length >= 4);
                     uint32_t status = 0;

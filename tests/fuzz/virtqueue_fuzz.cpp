@@ -15,6 +15,7 @@
 // a chain popped twice from unchanged memory is the same.
 
 #include "devices/virtio/virtqueue.h"
+#include "fuzz_input.h"
 #include "memory/guest_memory.h"
 
 #include <cstddef>
@@ -33,16 +34,11 @@ constexpr uint64_t kRegionBytes = 8 << 10;
 constexpr uint64_t kRegionBBase = 16 << 10;  // leaves a hole [8 KiB, 16 KiB)
 constexpr size_t kHeaderBytes = 6;
 
-#define FUZZ_CHECK(condition) \
-    do {                      \
-        if (!(condition)) __builtin_trap(); \
-    } while (0)
-
 GuestMemory& guest_memory() {
     static std::shared_ptr<GuestMemory> memory = [] {
         const RegionSpec regions[] = {{0, kRegionBytes}, {kRegionBBase, kRegionBytes}};
         auto created = GuestMemory::create(regions);
-        if (!created) __builtin_trap();
+        FUZZ_CHECK(created);
         return std::move(*created);
     }();
     return *memory;

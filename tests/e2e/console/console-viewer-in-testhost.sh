@@ -3,22 +3,7 @@
 # drawing the known pattern, and the console (atoll-console-e2e, offscreen)
 # showing it. Screenshots go to $ATOLL_ARTIFACTS (run --artifacts).
 set -u
-failures=0
-check() {
-    description=$1
-    shift
-    if "$@"; then echo "PASS: $description"; else echo "FAIL: $description"; failures=$((failures + 1)); fi
-}
-# wait_for FILE TEXT [SECONDS]: until FILE has TEXT.
-wait_for() {
-    i=0
-    while [ $i -lt $((${3:-60} * 10)) ]; do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
+. ./common.sh
 dump_logs() {
     echo "---- atolld's log"; tail -n 40 /tmp/atolld.log
     echo "---- atoll-display's log"; tail -n 40 /tmp/display.log
@@ -27,21 +12,11 @@ dump_logs() {
     echo "---- dbus-daemon's log"; tail -n 20 /tmp/dbus.log
     echo "---- processes"; ps
 }
-# A step that hangs fails the scenario with the logs, well before the test
-# host's own timeout would kill everything silently.
-scenario=$$
-( sleep 300; echo "FAIL: the scenario did not finish within 300 s"; dump_logs; kill -9 $scenario ) &
-watchdog=$!
+start_watchdog 300
 
-# dbus-daemon looks the connecting user up; the test host has no user database.
-[ -f /etc/passwd ] || echo 'root:x:0:0:root:/root:/bin/sh' >/etc/passwd
-[ -f /etc/group ] || echo 'root:x:0:' >/etc/group
 mkdir -p /tmp/atoll /run/atoll/display /tmp/xdg-runtime
 chmod 700 /tmp/xdg-runtime
-./dbus-daemon --config-file=bus.conf --nofork --print-address=3 3>/tmp/bus-address 2>/tmp/dbus.log &
-wait_for /tmp/bus-address unix 10
-ADDR=$(head -n1 /tmp/bus-address)
-check "dbus-daemon is up" [ -n "$ADDR" ]
+start_private_bus
 
 # Where atolld looks by default (--runtime-dir R: R/display.sock, R/display); the
 # local-viewer API on the same private bus, as the session bus of atoll-display.

@@ -2,24 +2,8 @@
 # private dbus-daemon, and a real Linux guest driven through its whole life,
 # first by atollctl, then by busctl.
 set -u
-failures=0
+. ./common.sh
 export SYSTEMD_PAGER=cat PAGER=cat SYSTEMD_COLORS=0
-check() {
-    description=$1
-    shift
-    if "$@"; then echo "PASS: $description"; else echo "FAIL: $description"; failures=$((failures + 1)); fi
-}
-# wait_for FILE TEXT [SECONDS]: until FILE has TEXT.
-wait_for() {
-    i=0
-    while [ $i -lt $((${3:-60} * 10)) ]; do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-count() { grep -c -- "$2" "$1" 2>/dev/null || true; }
 dump_logs() {
     echo "---- atolld's log"; cat /tmp/atolld.log
     echo "---- console"; cat /tmp/console.log
@@ -27,20 +11,10 @@ dump_logs() {
     echo "---- dbus-daemon's log"; tail -n 20 /tmp/dbus.log
     echo "---- processes"; ps
 }
-# A step that hangs fails the scenario with the logs, well before the test
-# host's own timeout would kill everything silently.
-scenario=$$
-( sleep 540; echo "FAIL: the scenario did not finish within 540 s"; dump_logs; kill -9 $scenario ) &
-watchdog=$!
+start_watchdog 540
 
 mkdir -p /tmp/atoll /run/atoll
-# dbus-daemon looks the connecting user up; the test host has no user database.
-[ -f /etc/passwd ] || echo 'root:x:0:0:root:/root:/bin/sh' >/etc/passwd
-[ -f /etc/group ] || echo 'root:x:0:' >/etc/group
-./dbus-daemon --config-file=bus.conf --nofork --print-address=3 3>/tmp/bus-address 2>/tmp/dbus.log &
-wait_for /tmp/bus-address unix 10
-ADDR=$(head -n1 /tmp/bus-address)
-check "dbus-daemon is up" [ -n "$ADDR" ]
+start_private_bus
 ./atolld --bus-address "$ADDR" --database /tmp/atoll/atoll.db --runtime-dir /run/atoll \
     --storage-dir /payload/images --storage-dir /guest --vmm /payload/atoll-vmm >/tmp/atolld.log 2>&1 &
 i=0

@@ -170,6 +170,20 @@ TEST(LinkProtocolTest, RejectsWhatIsNotAMessage) {
     EXPECT_TRUE(parse_vmm_message("{\"type\": \"disable\", \"scanout\": 0, \"future_field\": [1, 2]}"));
 }
 
+TEST(LinkProtocolTest, RefusesNestingPastTheLimitBeforeParsing) {
+    // The message object itself is the first level.
+    auto nested = [](size_t depth) {
+        return "{\"type\":\"disable\",\"scanout\":0,\"x\":" + std::string(depth - 1, '[') +
+               std::string(depth - 1, ']') + "}";
+    };
+    EXPECT_TRUE(parse_vmm_message(nested(kMaxJsonDepth)));
+    auto refused = parse_vmm_message(nested(kMaxJsonDepth + 1));
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().message, "JSON nested too deeply");
+    // Brackets inside strings do not count.
+    EXPECT_TRUE(parse_vmm_message("{\"type\":\"disable\",\"scanout\":0,\"x\":\"" + std::string(100, '[') + "\"}"));
+}
+
 TEST(LinkProtocolTest, EncodesOutgoingMessages) {
     const std::string key = encode_key(30, true);
     ASSERT_GE(key.size(), 4u);

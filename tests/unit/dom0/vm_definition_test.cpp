@@ -230,6 +230,18 @@ TEST(VmDefinition, RefusesDeepNesting) {
     // Brackets inside strings do not count.
     config["usb"] = json::array({{{"title", std::string(100, '[')}}});
     EXPECT_TRUE(parse(config).ok());
+    // The limit itself passes ("usb" is kept as it came, for atoll-vmm to read).
+    auto nested = [&](size_t depth) {  // the definition's object is the first level
+        std::string deep = minimal().dump();
+        deep.pop_back();
+        return parse_vm_definition(deep + ", \"usb\": " + std::string(depth - 1, '[') + std::string(depth - 1, ']') + "}");
+    };
+    auto at_limit = nested(kMaxConfigDepth);
+    EXPECT_TRUE(at_limit.ok()) << at_limit.error().message;
+    auto past_limit = nested(kMaxConfigDepth + 1);
+    ASSERT_FALSE(past_limit.ok());
+    EXPECT_NE(past_limit.error().message.find("nested more than 32 levels"), std::string::npos)
+        << past_limit.error().message;
 }
 
 TEST(VmDefinition, RefusesWhatIsNotAnObject) {
