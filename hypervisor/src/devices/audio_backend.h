@@ -36,9 +36,14 @@ public:
     // A running playback stream that is let go plays out what it was given
     // (the end of a drained sound); flush() first to drop it.
     virtual ~AudioStream() = default;
-    // Playback: hands whole frames over; returns at once (frames the server
-    // cannot take, or written while it is away, are dropped).
-    virtual void write(std::span<const uint8_t> frames) = 0;
+    // Playback: hands whole frames over; returns at once. `unplayed_bytes`
+    // is how much of all that was written (these frames included) the guest
+    // still counts as queued: the device completes it later, by its clock. It
+    // is the part of the server's queue that is not added latency, so the
+    // back-end keeps the server at that plus its own small target; frames
+    // beyond (a server hung or away, a sound card far off the host's clock)
+    // are dropped and counted, never played late.
+    virtual void write(std::span<const uint8_t> frames, uint64_t unplayed_bytes) = 0;
     // Capture: fills `frames` (whole frames) with what was recorded, oldest
     // first; silence where nothing was. Returns at once.
     virtual void read(std::span<uint8_t> frames) = 0;
@@ -63,6 +68,7 @@ struct AudioStatus {
     bool connected = false;
     uint64_t underruns = 0;  // the server ran out of playback data
     uint64_t overruns = 0;   // recorded data the guest did not take in time
+    uint64_t dropped_frames = 0;  // playback the server could not take in time
     AudioChannelState playback;
     AudioChannelState capture;
 };

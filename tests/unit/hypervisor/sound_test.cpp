@@ -19,7 +19,7 @@ struct FakeAudio : AudioBackend {
         explicit Stream(FakeAudio& owner, AudioDirection direction, AudioFormat format)
             : owner(owner), direction(direction), format(format) {}
         ~Stream() override { ++owner.closed; }
-        void write(std::span<const uint8_t> frames) override {
+        void write(std::span<const uint8_t> frames, uint64_t) override {
             owner.played.insert(owner.played.end(), frames.begin(), frames.end());
         }
         void read(std::span<uint8_t> frames) override {
