@@ -10,7 +10,6 @@
 #include <sys/time.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -43,21 +42,23 @@ constexpr uint32_t kUnsentLimitMs = 1000;
 constexpr uint32_t kDropSlackMs = 25;
 // A server that has not answered a timing request for this long is taken to
 // have stopped playing (hung or stopped): nothing it holds counts as played.
-constexpr uint32_t kServerSilentMs = 100;
+constexpr uint32_t kServerSilentMs = 250;
 // Clock drift. The device completes the guest's buffers by the host's
 // monotonic clock, the sound card plays by its own crystal; the two differ
 // by up to a few hundred ppm, so over minutes the server's queue would creep
 // up (late sound, then drops) or down (underruns). As other players and
 // VMMs do, the stream is resampled by the server at a rate nudged a little
-// around the nominal one so that the added latency stays at the target: a
-// PI controller on the smoothed error. Gains: 20 ms of error asks for the
-// whole ±1 % (a pitch change of 17 cents at most, inaudible as it moves
-// slowly); the integral removes the steady offset a constant drift leaves
-// within a few seconds.
+// around the nominal one so that the added latency stays where it settled
+// when the stream began: a PI controller on the smoothed error. Gains: 10 ms
+// of error asks for the whole ±1 % (17 cents of pitch at most: a real
+// card's drift needs a hundredth of that); the integral learns the drift and
+// removes the offset it would leave within a few seconds.
 constexpr double kMaxRateCorrection = 0.01;
-constexpr double kRateGainPerMs = kMaxRateCorrection / 20;
-constexpr double kRateIntegralSeconds = 4;
-constexpr double kErrorSmoothingSeconds = 0.5;
+constexpr double kRateGainPerMs = kMaxRateCorrection / 10;
+constexpr double kRateIntegralSeconds = 3;
+constexpr double kErrorSmoothingSeconds = 0.3;
+// How long the stream plays before its added latency is taken as settled.
+constexpr double kSettleSeconds = 1.0;
 // Each rate change is a message to the server; a few a second is plenty.
 constexpr auto kRateUpdateInterval = std::chrono::milliseconds(100);
 
@@ -529,16 +530,14 @@ void PulseStream::write_locked(const uint8_t* data, size_t bytes) {
     // recent sound).
     const auto latency = latency_estimate_bytes();
     size_t allowed = bytes;
-    if (latency || server_silent()) {
-        const int64_t bound =
-            static_cast<int64_t>(unplayed_ + pa_usec_to_bytes(pa_usec_t{kPlaybackTargetMs + kDropSlackMs} * 1000, &spec_));
+    if (((latency && reference_ms_) || server_silent())) {
+        const double added_ms = std::max(reference_ms_.value_or(0), double(kPlaybackTargetMs)) + kDropSlackMs;
+        const int64_t bound = static_cast<int64_t>(unplayed_) +
+                              static_cast<int64_t>(added_ms * format_.rate / 1000) * format_.frame_bytes();
         const int64_t room = latency ? bound - *latency : 0;
         allowed = static_cast<size_t>(std::clamp<int64_t>(room, 0, static_cast<int64_t>(bytes)));
         allowed -= allowed % format_.frame_bytes();
     }
-    if (allowed < bytes && getenv("ATOLL_AUDIO_DEBUG"))
-        fprintf(stderr, "DBG drop: latency=%lld silent=%d unplayed=%llu bytes=%zu allowed=%zu\n",
-                latency ? (long long)*latency : -1LL, server_silent(), (unsigned long long)unplayed_, bytes, allowed);
     if (allowed < bytes) {
         backend_.count_dropped((bytes - allowed) / format_.frame_bytes(), !dropping_);
         dropping_ = true;
@@ -627,12 +626,12 @@ void PulseStream::follow_sound_card(int64_t latency_bytes) {
     smoothed_added_ms_ += (added_ms - smoothed_added_ms_) * std::min(1.0, dt / kErrorSmoothingSeconds);
     if (!reference_ms_) {
         // Where the added latency settles when playing starts depends on the
-        // sink (how much it takes at once, how deep its own buffer is), not
-        // on us: hold it there rather than pull it somewhere (a pitch change
-        // for seconds), unless that is above the target.
+        // sink (what it had rendered ahead, how deep its own buffer is: a
+        // Bluetooth sink's is 100 ms and more), not on us: hold it there
+        // rather than pull it somewhere (a pitch change for seconds).
         settled_seconds_ += dt;
-        if (settled_seconds_ < kErrorSmoothingSeconds) return;
-        reference_ms_ = std::min(smoothed_added_ms_, double(kPlaybackTargetMs));
+        if (settled_seconds_ < kSettleSeconds) return;
+        reference_ms_ = smoothed_added_ms_;
     }
     const double error_ms = smoothed_added_ms_ - *reference_ms_;
     const double integral_limit = kMaxRateCorrection / kRateGainPerMs * kRateIntegralSeconds;
@@ -645,9 +644,6 @@ void PulseStream::follow_sound_card(int64_t latency_bytes) {
     // Too much queued: the card is slower than the host's clock, so the
     // server must take our frames faster: a higher source rate.
     const auto rate = static_cast<uint32_t>(std::lround(format_.rate * (1 + correction)));
-    if (getenv("ATOLL_AUDIO_DEBUG"))
-        fprintf(stderr, "DBG added=%.1f smooth=%.1f ref=%.1f int=%.1f rate=%u unplayed=%.1f\n", added_ms,
-                smoothed_added_ms_, *reference_ms_, integral_ms_seconds_, rate, unplayed_ / bytes_per_ms);
     if (rate == rate_ || now - last_rate_update_ < kRateUpdateInterval) return;
     if (pa_operation* operation = pa_stream_update_sample_rate(stream_, rate, nullptr, nullptr)) {
         pa_operation_unref(operation);
@@ -665,14 +661,12 @@ void PulseStream::write(std::span<const uint8_t> frames, uint64_t unplayed_bytes
     if (ran_out_) {
         ran_out_ = false;
         backend_.count_underrun();
-        relearn_reference();
     }
 }
 
 void PulseStream::starved() {
     PulseBackend::Lock lock(backend_.loop());
     ran_out_ = false;
-    relearn_reference();  // the server plays out and waits for its pre-buffer again
     if (last_frame_.empty()) return;
     std::vector<uint8_t> tail;
     append_fade_out(format_, last_frame_, format_.rate * kFadeOutMs / 1000, tail);
@@ -709,7 +703,6 @@ void PulseStream::set_running(bool running) {
     PulseBackend::Lock lock(backend_.loop());
     if (running_ == running) return;
     running_ = running;
-    if (running) relearn_reference();
     if (running && direction_ == AudioDirection::Capture) {
         recorded_.clear();
         primed_ = false;
@@ -726,7 +719,6 @@ void PulseStream::flush() {
     primed_ = false;
     last_frame_.clear();
     unsent_.clear();
-    relearn_reference();
     if (ready()) {
         if (pa_operation* operation = pa_stream_flush(stream_, nullptr, nullptr)) pa_operation_unref(operation);
     }
