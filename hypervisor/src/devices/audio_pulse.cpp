@@ -42,7 +42,8 @@ constexpr uint32_t kUnsentLimitMs = 1000;
 constexpr uint32_t kDropSlackMs = 25;
 // A server that has not answered a timing request for this long is taken to
 // have stopped playing (hung or stopped): nothing it holds counts as played.
-constexpr uint32_t kServerSilentMs = 250;
+// Generous: a busy or emulated machine's server can take hundreds of ms.
+constexpr uint32_t kServerSilentMs = 1000;
 // Clock drift. The device completes the guest's buffers by the host's
 // monotonic clock, the sound card plays by its own crystal; the two differ
 // by up to a few hundred ppm, so over minutes the server's queue would creep
