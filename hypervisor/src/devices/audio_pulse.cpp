@@ -36,14 +36,19 @@ constexpr uint32_t kFadeOutMs = 3;
 // Playback kept while the server creates the stream (the guest's pre-buffer).
 constexpr uint32_t kUnsentLimitMs = 1000;
 // Added latency (the server's queue beyond what the guest itself still
-// counts as queued) above the target that is tolerated before new frames are
-// dropped instead of queued: room for a loaded machine's jitter, small enough
-// that a server that hung and resumed is back near the target at once.
-constexpr uint32_t kDropSlackMs = 25;
+// counts as queued) above where it settled (or the target, if that is more)
+// that is tolerated before new frames are dropped instead of queued. After
+// the server was silent, what came meanwhile is late: little is kept, so the
+// latency is back near where it was at once. Otherwise only sound far behind
+// is dropped: a busy or emulated machine's timing scatters by tens of ms.
+constexpr uint32_t kDropSlackAfterSilenceMs = 25;
+constexpr uint32_t kDropSlackMs = 80;
 // A server that has not answered a timing request for this long is taken to
 // have stopped playing (hung or stopped): nothing it holds counts as played.
-// Generous: a busy or emulated machine's server can take hundreds of ms.
+// Generous: an emulated machine's server can take hundreds of ms.
 constexpr uint32_t kServerSilentMs = 1000;
+// How often the server is asked how far it has played.
+constexpr uint32_t kTimingIntervalMs = 100;
 // Clock drift. The device completes the guest's buffers by the host's
 // monotonic clock, the sound card plays by its own crystal; the two differ
 // by up to a few hundred ppm, so over minutes the server's queue would creep
@@ -130,6 +135,7 @@ private:
     std::vector<uint8_t> unsent_;  // written while the server was creating the stream
     uint64_t unplayed_ = 0;        // playback: the guest's part of what was written (see write())
     bool dropping_ = false;        // playback: in an episode of frames dropped
+    bool after_silence_ = false;   // playback: the server was silent, and we have not caught up yet
     pa_operation* timing_request_ = nullptr;
     timeval timing_requested_at_{};
     // Playback: drift control (see kMaxRateCorrection).
@@ -526,13 +532,15 @@ void PulseStream::write_locked(const uint8_t* data, size_t bytes) {
     // libpulse queues whatever it is given in our memory until the server
     // reads it; a hung server reads nothing, and all of it would play late
     // when it resumes. So the server's latency may reach the guest's own
-    // queue plus the target and a little slack; newer frames beyond that are
+    // queue plus the settled latency and some slack; newer frames beyond are
     // dropped (the oldest of this write go first: what is kept is the most
     // recent sound).
     const auto latency = latency_estimate_bytes();
     size_t allowed = bytes;
-    if (((latency && reference_ms_) || server_silent())) {
-        const double added_ms = std::max(reference_ms_.value_or(0), double(kPlaybackTargetMs)) + kDropSlackMs;
+    if (server_silent()) after_silence_ = true;
+    if ((latency && reference_ms_) || server_silent()) {
+        const double added_ms = std::max(reference_ms_.value_or(0), double(kPlaybackTargetMs)) +
+                                (after_silence_ ? kDropSlackAfterSilenceMs : kDropSlackMs);
         const int64_t bound = static_cast<int64_t>(unplayed_) +
                               static_cast<int64_t>(added_ms * format_.rate / 1000) * format_.frame_bytes();
         const int64_t room = latency ? bound - *latency : 0;
@@ -544,6 +552,7 @@ void PulseStream::write_locked(const uint8_t* data, size_t bytes) {
         dropping_ = true;
     } else {
         dropping_ = false;
+        if (latency && !server_silent()) after_silence_ = false;  // caught up
     }
     if (allowed > 0) pa_stream_write(stream_, data + (bytes - allowed), allowed, nullptr, 0, PA_SEEK_RELATIVE);
     if (latency && !server_silent()) follow_sound_card(*latency + static_cast<int64_t>(allowed));
@@ -579,9 +588,13 @@ std::optional<int64_t> PulseStream::latency_estimate_bytes() const {
 
 void PulseStream::request_timing() {
     // libpulse's own timing updates thin out to one per 1.5 s; the bound and
-    // the drift control need fresher ones. One request at a time: a server
-    // that does not answer it is a silent one.
+    // the drift control want fresher ones, but not many: each costs the
+    // server a little, which a slow (emulated) host's guest notices. One
+    // request at a time: a server that does not answer it is a silent one.
     if (timing_request_ || !ready()) return;
+    // (While frames are being dropped, each write asks: the sooner the
+    // server is seen to have caught up, the fewer are lost.)
+    if (!dropping_ && pa_timeval_age(&timing_requested_at_) < pa_usec_t{kTimingIntervalMs} * 1000) return;
     pa_gettimeofday(&timing_requested_at_);
     timing_request_ = pa_stream_update_timing_info(stream_, &PulseStream::on_timing, this);
 }

@@ -705,17 +705,18 @@ TEST_F(AudioPulseTest, AfterAHangTheLatencyComesBackAndWhatCameMeanwhileIsDroppe
         }
     });
     printf("added latency before the hang %.1f ms; during 2 s stopped, %.0f ms of %.0f ms kept; "
-           "0.5 s after the thaw (median, worst) %.1f ms, %.1f ms\n",
+           "1-1.5 s after the thaw (median, worst) %.1f ms, %.1f ms\n",
            median(before), kept_meanwhile * 1000.0 / kRate, written_meanwhile * 1000.0 / kRate,
            median(after_first_second), worst_after);
     // What a stopped server cannot take stays bounded in our memory: all but
     // the target, the guest's queue and the time it takes to notice (1 s, as
     // a server in a slow virtual machine can take hundreds of ms to answer).
     EXPECT_LT(kept_meanwhile, kRate * 1400 / 1000);
-    // And it is not played late once the server runs again: back near where
-    // the stream had settled (the null sink settles near 0 ms, now and then
-    // higher when it starts), without it 1.9 s late.
-    EXPECT_LT(worst_after, median(before) + 35.0);
+    // And it is not played late once the server runs again: a second after
+    // the thaw, under 50 ms beyond where the stream had settled (the null
+    // sink settles near 0 ms, now and then higher when it starts; its
+    // catching up sometimes takes the stream below). Without the bound: 1.9 s.
+    EXPECT_LT(worst_after, median(before) + 50.0);
     stream->flush();
     const auto tone = analyse(recorder.finish());
     printf("heard %.3f s of tone at %.1f Hz, %.3f s of it unbroken\n", tone.seconds, tone.frequency,
