@@ -40,9 +40,9 @@ public:
     // is how much of all that was written (these frames included) the guest
     // still counts as queued: the device completes it later, by its clock. It
     // is the part of the server's queue that is not added latency, so the
-    // back-end keeps the server at that plus its own small target; frames
-    // beyond (a server hung or away, a sound card far off the host's clock)
-    // are dropped and counted, never played late.
+    // back-end keeps the server near that plus where its latency settled;
+    // frames far beyond (a server hung, or away) are dropped, never played
+    // late, and counted in AudioStatus::dropped_frames while connected.
     virtual void write(std::span<const uint8_t> frames, uint64_t unplayed_bytes) = 0;
     // Capture: fills `frames` (whole frames) with what was recorded, oldest
     // first; silence where nothing was. Returns at once.
@@ -68,7 +68,7 @@ struct AudioStatus {
     bool connected = false;
     uint64_t underruns = 0;  // the server ran out of playback data
     uint64_t overruns = 0;   // recorded data the guest did not take in time
-    uint64_t dropped_frames = 0;  // playback the server could not take in time
+    uint64_t dropped_frames = 0;  // playback the server could not take in time (would have played late)
     AudioChannelState playback;
     AudioChannelState capture;
 };

@@ -118,7 +118,6 @@ private:
     void request_timing();
     void follow_sound_card(int64_t latency_bytes);
     void reset_rate_control();
-    void relearn_reference();
 
     PulseBackend& backend_;
     const AudioDirection direction_;
@@ -607,15 +606,15 @@ void PulseStream::on_timing(pa_stream*, int, void* self) {
 }
 
 void PulseStream::reset_rate_control() {
+    // A new server stream: it starts at the nominal rate, on a sink that may
+    // behave otherwise than the last one.
     rate_ = format_.rate;
     integral_ms_seconds_ = 0;
-    relearn_reference();
-}
-
-void PulseStream::relearn_reference() {
     reference_ms_.reset();
     settled_seconds_ = 0;
     last_control_.reset();
+    dropping_ = false;
+    after_silence_ = false;
 }
 
 void PulseStream::follow_sound_card(int64_t latency_bytes) {
