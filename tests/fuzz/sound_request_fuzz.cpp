@@ -54,7 +54,7 @@ constexpr int kMaxRecords = 96;
 class CheckingStream : public AudioStream {
 public:
     CheckingStream(AudioDirection direction, AudioFormat format) : direction_(direction), format_(format) {}
-    void write(std::span<const uint8_t> frames) override {
+    void write(std::span<const uint8_t> frames, uint64_t) override {
         FUZZ_CHECK(direction_ == AudioDirection::Playback);
         FUZZ_CHECK(frames.size() % format_.frame_bytes() == 0);
     }

@@ -9,7 +9,7 @@ namespace {
 
 class NullAudioStream final : public AudioStream {
 public:
-    void write(std::span<const uint8_t>) override {}
+    void write(std::span<const uint8_t>, uint64_t) override {}
     void read(std::span<uint8_t> frames) override { std::fill(frames.begin(), frames.end(), 0); }
     void set_running(bool) override {}
     void starved() override {}
@@ -40,7 +40,7 @@ private:
         return direction == AudioDirection::Playback ? status_.playback : status_.capture;
     }
     mutable std::mutex mutex_;
-    AudioStatus status_{"none", false, 0, 0, {}, {}};
+    AudioStatus status_{.backend = "none"};
 };
 
 }  // namespace

@@ -36,9 +36,14 @@ public:
     // A running playback stream that is let go plays out what it was given
     // (the end of a drained sound); flush() first to drop it.
     virtual ~AudioStream() = default;
-    // Playback: hands whole frames over; returns at once (frames the server
-    // cannot take, or written while it is away, are dropped).
-    virtual void write(std::span<const uint8_t> frames) = 0;
+    // Playback: hands whole frames over; returns at once. `unplayed_bytes`
+    // is how much of all that was written (these frames included) the guest
+    // still counts as queued: the device completes it later, by its clock. It
+    // is the part of the server's queue that is not added latency, so the
+    // back-end keeps the server near that plus where its latency settled;
+    // frames far beyond (a server hung, or away) are dropped, never played
+    // late, and counted in AudioStatus::dropped_frames while connected.
+    virtual void write(std::span<const uint8_t> frames, uint64_t unplayed_bytes) = 0;
     // Capture: fills `frames` (whole frames) with what was recorded, oldest
     // first; silence where nothing was. Returns at once.
     virtual void read(std::span<uint8_t> frames) = 0;
@@ -63,6 +68,7 @@ struct AudioStatus {
     bool connected = false;
     uint64_t underruns = 0;  // the server ran out of playback data
     uint64_t overruns = 0;   // recorded data the guest did not take in time
+    uint64_t dropped_frames = 0;  // playback the server could not take in time (would have played late)
     AudioChannelState playback;
     AudioChannelState capture;
 };
@@ -99,7 +105,7 @@ Result<std::shared_ptr<AudioBackend>> make_pulse_audio_backend(const PulseAudioO
 // version in the name changes whenever these types do).
 using PulseAudioModuleEntry = void (*)(const PulseAudioOptions* options, Result<std::shared_ptr<AudioBackend>>* out);
 inline constexpr const char* kPulseAudioModuleName = "atoll-audio-pulse.so";
-inline constexpr const char* kPulseAudioModuleEntry = "atoll_audio_pulse_make_v1";
+inline constexpr const char* kPulseAudioModuleEntry = "atoll_audio_pulse_make_v2";
 
 // Appends to `out` a fade from `last_frame` to silence over `frames` frames
 // (the anti-click tail of a starved stream).

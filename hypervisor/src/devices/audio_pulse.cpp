@@ -12,10 +12,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <set>
 
 namespace atl::vmm {
@@ -38,6 +40,38 @@ constexpr uint32_t kCaptureCushionMaxMs = 200;
 constexpr uint32_t kFadeOutMs = 3;
 // Playback kept while the server creates the stream (the guest's pre-buffer).
 constexpr uint32_t kUnsentLimitMs = 1000;
+// Added latency (the server's queue beyond what the guest itself still
+// counts as queued) above where it settled (or the target, if that is more)
+// that is tolerated before new frames are dropped instead of queued. After
+// the server was silent, what came meanwhile is late: little is kept, so the
+// latency is back near where it was at once. Otherwise only sound far behind
+// is dropped: a busy or emulated machine's timing scatters by tens of ms.
+constexpr uint32_t kDropSlackAfterSilenceMs = 25;
+constexpr uint32_t kDropSlackMs = 80;
+// A server that has not answered a timing request for this long is taken to
+// have stopped playing (hung or stopped): nothing it holds counts as played.
+// Generous: an emulated machine's server can take hundreds of ms.
+constexpr uint32_t kServerSilentMs = 1000;
+// How often the server is asked how far it has played.
+constexpr uint32_t kTimingIntervalMs = 100;
+// Clock drift. The device completes the guest's buffers by the host's
+// monotonic clock, the sound card plays by its own crystal; the two differ
+// by up to a few hundred ppm, so over minutes the server's queue would creep
+// up (late sound, then drops) or down (underruns). As other players and
+// VMMs do, the stream is resampled by the server at a rate nudged a little
+// around the nominal one so that the added latency stays where it settled
+// when the stream began: a PI controller on the smoothed error. Gains: 10 ms
+// of error asks for the whole ±1 % (17 cents of pitch at most: a real
+// card's drift needs a hundredth of that); the integral learns the drift and
+// removes the offset it would leave within a few seconds.
+constexpr double kMaxRateCorrection = 0.01;
+constexpr double kRateGainPerMs = kMaxRateCorrection / 10;
+constexpr double kRateIntegralSeconds = 3;
+constexpr double kErrorSmoothingSeconds = 0.3;
+// How long the stream plays before its added latency is taken as settled.
+constexpr double kSettleSeconds = 1.0;
+// Each rate change is a message to the server; a few a second is plenty.
+constexpr auto kRateUpdateInterval = std::chrono::milliseconds(100);
 
 pa_sample_format_t pulse_format(AudioSample sample) {
     switch (sample) {
@@ -59,7 +93,7 @@ public:
     PulseStream(PulseBackend& backend, AudioDirection direction, const AudioFormat& format);
     ~PulseStream() override;
 
-    void write(std::span<const uint8_t> frames) override;
+    void write(std::span<const uint8_t> frames, uint64_t unplayed_bytes) override;
     void read(std::span<uint8_t> frames) override;
     void set_running(bool running) override;
     void starved() override;
@@ -78,8 +112,17 @@ private:
     static void on_state(pa_stream* stream, void* self);
     static void on_underflow(pa_stream* stream, void* self);
     static void on_read(pa_stream* stream, size_t bytes, void* self);
+    static void on_timing(pa_stream* stream, int success, void* self);
     bool ready() const { return stream_ && pa_stream_get_state(stream_) == PA_STREAM_READY; }
-    void write_locked(const void* data, size_t bytes);
+    void write_locked(const uint8_t* data, size_t bytes);
+    // Playback: the server's latency for us (its queue and the sink's
+    // buffer), from its last timing report carried forward by the clock;
+    // none while unknown (no report yet, or a flush made it stale).
+    std::optional<int64_t> latency_estimate_bytes() const;
+    bool server_silent() const;
+    void request_timing();
+    void follow_sound_card(int64_t latency_bytes);
+    void reset_rate_control();
 
     PulseBackend& backend_;
     const AudioDirection direction_;
@@ -94,6 +137,19 @@ private:
     // has given its last. So the next write counts it, starved() forgets it.
     bool ran_out_ = false;
     std::vector<uint8_t> unsent_;  // written while the server was creating the stream
+    uint64_t unplayed_ = 0;        // playback: the guest's part of what was written (see write())
+    bool dropping_ = false;        // playback: in an episode of frames dropped
+    bool after_silence_ = false;   // playback: the server was silent, and we have not caught up yet
+    pa_operation* timing_request_ = nullptr;
+    timeval timing_requested_at_{};
+    // Playback: drift control (see kMaxRateCorrection).
+    uint32_t rate_ = 0;  // what the server resamples the stream from
+    double smoothed_added_ms_ = 0;  // the added latency (see write()), smoothed
+    std::optional<double> reference_ms_;  // where it is held
+    double settled_seconds_ = 0;
+    double integral_ms_seconds_ = 0;
+    std::optional<std::chrono::steady_clock::time_point> last_control_;
+    std::chrono::steady_clock::time_point last_rate_update_{};
     std::deque<uint8_t> recorded_;
     bool primed_ = false;  // capture: enough recorded to hand out
     size_t cushion_ = 0;   // capture: how much that is, in bytes
@@ -150,6 +206,7 @@ public:
         status.connected = connected_.load();
         status.underruns = underruns_.load();
         status.overruns = overruns_.load();
+        status.dropped_frames = dropped_frames_.load();
         return status;
     }
 
@@ -172,6 +229,19 @@ public:
         }
     }
     void count_overrun() { ++overruns_; }
+    void count_dropped(uint64_t frames, bool episode_begins) {
+        const uint64_t count = dropped_frames_ += frames;
+        const auto now = std::chrono::steady_clock::now();
+        // One line per episode (a hang), and one per 10 s at most.
+        if (episode_begins && (last_drop_log_ == std::chrono::steady_clock::time_point{} ||
+                               now - last_drop_log_ > std::chrono::seconds(10))) {
+            last_drop_log_ = now;
+            fprintf(stderr,
+                    "atoll-vmm: audio: VM %s: PulseAudio is not taking playback in time; dropping it "
+                    "(%llu frames so far)\n",
+                    options_.vm_name.c_str(), static_cast<unsigned long long>(count));
+        }
+    }
 
     struct Lock {
         explicit Lock(pa_threaded_mainloop* loop) : loop(loop) { pa_threaded_mainloop_lock(loop); }
@@ -316,9 +386,11 @@ private:
     std::atomic<bool> connected_{false};
     std::atomic<uint64_t> underruns_{0};
     std::atomic<uint64_t> overruns_{0};
+    std::atomic<uint64_t> dropped_frames_{0};
     std::chrono::steady_clock::time_point last_underrun_log_{};
+    std::chrono::steady_clock::time_point last_drop_log_{};
     mutable std::mutex status_mutex_;
-    AudioStatus status_{"pulse", false, 0, 0, {}, {}};
+    AudioStatus status_{.backend = "pulse"};
 };
 
 PulseStream::PulseStream(PulseBackend& backend, AudioDirection direction, const AudioFormat& format)
@@ -326,6 +398,7 @@ PulseStream::PulseStream(PulseBackend& backend, AudioDirection direction, const 
     spec_.format = pulse_format(format.sample);
     spec_.rate = format.rate;
     spec_.channels = format.channels;
+    rate_ = format.rate;
 }
 
 PulseStream::~PulseStream() {
@@ -362,6 +435,7 @@ void PulseStream::create(pa_context* context) {
     pa_proplist_free(properties);
     if (!stream_) return;
     pa_stream_set_state_callback(stream_, &PulseStream::on_state, this);
+    reset_rate_control();
 
     const auto state = backend_.channel_state(direction_);
     pa_buffer_attr attributes;
@@ -378,6 +452,7 @@ void PulseStream::create(pa_context* context) {
     if (playback) {
         attributes.tlength = static_cast<uint32_t>(pa_usec_to_bytes(pa_usec_t{kPlaybackTargetMs} * 1000, &spec_));
         pa_stream_set_underflow_callback(stream_, &PulseStream::on_underflow, this);
+        flags |= PA_STREAM_VARIABLE_RATE;  // for follow_sound_card()
         result = pa_stream_connect_playback(stream_, nullptr, &attributes, static_cast<pa_stream_flags_t>(flags),
                                             &volume, nullptr);
     } else {
@@ -390,6 +465,11 @@ void PulseStream::create(pa_context* context) {
 
 void PulseStream::detach() {
     unsent_.clear();
+    if (timing_request_) {
+        pa_operation_cancel(timing_request_);
+        pa_operation_unref(timing_request_);
+        timing_request_ = nullptr;
+    }
     if (!stream_) return;
     pa_stream_set_state_callback(stream_, nullptr, nullptr);
     pa_stream_set_underflow_callback(stream_, nullptr, nullptr);
@@ -408,7 +488,13 @@ void PulseStream::on_state(pa_stream* stream, void* self) {
     if (pa_operation* operation = pa_stream_cork(stream, us->running_ ? 0 : 1, nullptr, nullptr))
         pa_operation_unref(operation);
     if (!us->unsent_.empty()) {
-        pa_stream_write(stream, us->unsent_.data(), us->unsent_.size(), nullptr, 0, PA_SEEK_RELATIVE);
+        // Of what came meanwhile, only the guest's queue and the target are
+        // not late yet: keep the newest of it.
+        const size_t keep = std::min<size_t>(
+            us->unsent_.size(), us->unplayed_ + pa_usec_to_bytes(pa_usec_t{kPlaybackTargetMs} * 1000, &us->spec_));
+        const size_t late = us->unsent_.size() - keep;
+        if (late) us->backend_.count_dropped(late / us->format_.frame_bytes(), true);
+        pa_stream_write(stream, us->unsent_.data() + late, keep, nullptr, 0, PA_SEEK_RELATIVE);
         us->unsent_.clear();
     }
 }
@@ -438,22 +524,156 @@ void PulseStream::on_read(pa_stream* stream, size_t, void* self) {
     }
 }
 
-void PulseStream::write_locked(const void* data, size_t bytes) {
+void PulseStream::write_locked(const uint8_t* data, size_t bytes) {
     if (bytes == 0 || !stream_) return;
     if (pa_stream_get_state(stream_) == PA_STREAM_CREATING) {
         // The server has not answered yet: keep it (up to a bound) for when it does.
-        const auto* begin = static_cast<const uint8_t*>(data);
         if (unsent_.size() + bytes <= pa_usec_to_bytes(pa_usec_t{kUnsentLimitMs} * 1000, &spec_))
-            unsent_.insert(unsent_.end(), begin, begin + bytes);
+            unsent_.insert(unsent_.end(), data, data + bytes);
         return;
     }
     if (!ready()) return;
-    pa_stream_write(stream_, data, bytes, nullptr, 0, PA_SEEK_RELATIVE);
+    // libpulse queues whatever it is given in our memory until the server
+    // reads it; a hung server reads nothing, and all of it would play late
+    // when it resumes. So the server's latency may reach the guest's own
+    // queue plus the settled latency and some slack; newer frames beyond are
+    // dropped (the oldest of this write go first: what is kept is the most
+    // recent sound).
+    const auto latency = latency_estimate_bytes();
+    size_t allowed = bytes;
+    if (server_silent()) after_silence_ = true;
+    if ((latency && reference_ms_) || server_silent()) {
+        const double added_ms = std::max(reference_ms_.value_or(0), double(kPlaybackTargetMs)) +
+                                (after_silence_ ? kDropSlackAfterSilenceMs : kDropSlackMs);
+        const int64_t bound = static_cast<int64_t>(unplayed_) +
+                              static_cast<int64_t>(added_ms * format_.rate / 1000) * format_.frame_bytes();
+        const int64_t room = latency ? bound - *latency : 0;
+        allowed = static_cast<size_t>(std::clamp<int64_t>(room, 0, static_cast<int64_t>(bytes)));
+        allowed -= allowed % format_.frame_bytes();
+    }
+    if (allowed < bytes) {
+        backend_.count_dropped((bytes - allowed) / format_.frame_bytes(), !dropping_);
+        dropping_ = true;
+    } else {
+        dropping_ = false;
+        if (latency && !server_silent()) after_silence_ = false;  // caught up
+    }
+    if (allowed > 0) pa_stream_write(stream_, data + (bytes - allowed), allowed, nullptr, 0, PA_SEEK_RELATIVE);
+    if (latency && !server_silent()) follow_sound_card(*latency + static_cast<int64_t>(allowed));
+    request_timing();
 }
 
-void PulseStream::write(std::span<const uint8_t> frames) {
+bool PulseStream::server_silent() const {
+    return timing_request_ && pa_timeval_age(&timing_requested_at_) > pa_usec_t{kServerSilentMs} * 1000;
+}
+
+std::optional<int64_t> PulseStream::latency_estimate_bytes() const {
+    if (!ready()) return std::nullopt;
+    const pa_timing_info* info = pa_stream_get_timing_info(stream_);
+    if (!info || info->write_index_corrupt || info->read_index_corrupt) return std::nullopt;
+    int64_t latency = info->write_index - info->read_index;
+    if (info->playing && running_) {
+        // The sink has played on since the report, at the stream's current
+        // rate; but not past the moment a request went unanswered for long.
+        pa_usec_t played_usec = pa_timeval_age(&info->timestamp);
+        if (server_silent()) {
+            timeval silent_since = timing_requested_at_;
+            pa_timeval_add(&silent_since, pa_usec_t{kServerSilentMs} * 1000);
+            played_usec = pa_timeval_cmp(&silent_since, &info->timestamp) > 0
+                              ? std::min(played_usec, pa_timeval_diff(&silent_since, &info->timestamp))
+                              : 0;
+        }
+        latency -= static_cast<int64_t>(played_usec * rate_ / 1'000'000 * format_.frame_bytes());
+    }
+    // The sink's own buffer delays our frames only once they flow into it.
+    if (info->playing) latency += static_cast<int64_t>(pa_usec_to_bytes(info->sink_usec, &spec_));
+    return std::max<int64_t>(latency, 0);
+}
+
+void PulseStream::request_timing() {
+    // libpulse's own timing updates thin out to one per 1.5 s; the bound and
+    // the drift control want fresher ones, but not many: each costs the
+    // server a little, which a slow (emulated) host's guest notices. One
+    // request at a time: a server that does not answer it is a silent one.
+    if (timing_request_ || !ready()) return;
+    // (While frames are being dropped, each write asks: the sooner the
+    // server is seen to have caught up, the fewer are lost.)
+    if (!dropping_ && pa_timeval_age(&timing_requested_at_) < pa_usec_t{kTimingIntervalMs} * 1000) return;
+    pa_gettimeofday(&timing_requested_at_);
+    timing_request_ = pa_stream_update_timing_info(stream_, &PulseStream::on_timing, this);
+}
+
+void PulseStream::on_timing(pa_stream*, int, void* self) {
+    auto* us = static_cast<PulseStream*>(self);
+    if (!us->timing_request_) return;
+    pa_operation_unref(us->timing_request_);
+    us->timing_request_ = nullptr;
+}
+
+void PulseStream::reset_rate_control() {
+    // A new server stream: it starts at the nominal rate, on a sink that may
+    // behave otherwise than the last one.
+    rate_ = format_.rate;
+    integral_ms_seconds_ = 0;
+    reference_ms_.reset();
+    settled_seconds_ = 0;
+    last_control_.reset();
+    dropping_ = false;
+    after_silence_ = false;
+}
+
+void PulseStream::follow_sound_card(int64_t latency_bytes) {
+    const pa_timing_info* info = pa_stream_get_timing_info(stream_);
+    if (!running_ || !info || !info->playing) {
+        last_control_.reset();
+        return;
+    }
+    // Sampled right after the guest's writes, which follow the device's
+    // completions: the phase is steady, and smoothing removes the sink's
+    // block-sized steps.
+    const auto now = std::chrono::steady_clock::now();
+    const double bytes_per_ms = double(format_.rate) * format_.frame_bytes() / 1000;
+    const double added_ms = (double(latency_bytes) - double(unplayed_)) / bytes_per_ms;
+    if (!last_control_) {
+        last_control_ = now;
+        smoothed_added_ms_ = added_ms;
+        return;
+    }
+    const double dt = std::min(std::chrono::duration<double>(now - *last_control_).count(), 0.5);
+    last_control_ = now;
+    smoothed_added_ms_ += (added_ms - smoothed_added_ms_) * std::min(1.0, dt / kErrorSmoothingSeconds);
+    if (!reference_ms_) {
+        // Where the added latency settles when playing starts depends on the
+        // sink (what it had rendered ahead, how deep its own buffer is: a
+        // Bluetooth sink's is 100 ms and more), not on us: hold it there
+        // rather than pull it somewhere (a pitch change for seconds).
+        settled_seconds_ += dt;
+        if (settled_seconds_ < kSettleSeconds) return;
+        reference_ms_ = smoothed_added_ms_;
+    }
+    const double error_ms = smoothed_added_ms_ - *reference_ms_;
+    const double integral_limit = kMaxRateCorrection / kRateGainPerMs * kRateIntegralSeconds;
+    const double wanted = kRateGainPerMs * (error_ms + integral_ms_seconds_ / kRateIntegralSeconds);
+    // The integral (the drift's estimate) only learns while the correction
+    // is not at its limit: a hang's backlog must not wind it up.
+    if (std::abs(wanted) < kMaxRateCorrection)
+        integral_ms_seconds_ = std::clamp(integral_ms_seconds_ + error_ms * dt, -integral_limit, integral_limit);
+    const double correction = std::clamp(wanted, -kMaxRateCorrection, kMaxRateCorrection);
+    // Too much queued: the card is slower than the host's clock, so the
+    // server must take our frames faster: a higher source rate.
+    const auto rate = static_cast<uint32_t>(std::lround(format_.rate * (1 + correction)));
+    if (rate == rate_ || now - last_rate_update_ < kRateUpdateInterval) return;
+    if (pa_operation* operation = pa_stream_update_sample_rate(stream_, rate, nullptr, nullptr)) {
+        pa_operation_unref(operation);
+        rate_ = rate;
+        last_rate_update_ = now;
+    }
+}
+
+void PulseStream::write(std::span<const uint8_t> frames, uint64_t unplayed_bytes) {
     if (frames.size() < format_.frame_bytes()) return;
     PulseBackend::Lock lock(backend_.loop());
+    unplayed_ = unplayed_bytes;
     write_locked(frames.data(), frames.size());
     last_frame_.assign(frames.end() - format_.frame_bytes(), frames.end());
     if (ran_out_) {
@@ -526,6 +746,10 @@ void PulseStream::flush() {
 uint32_t PulseStream::latency_bytes() const {
     PulseBackend::Lock lock(backend_.loop());
     if (!ready()) return 0;
+    if (direction_ == AudioDirection::Playback) {
+        if (const auto latency = latency_estimate_bytes())
+            return static_cast<uint32_t>(std::min<int64_t>(*latency, UINT32_MAX));
+    }
     pa_usec_t latency = 0;
     int negative = 0;
     if (pa_stream_get_latency(stream_, &latency, &negative) < 0 || negative) return 0;
@@ -555,7 +779,7 @@ void PulseStream::apply_volume(pa_context* context, const AudioChannelState& sta
 }  // namespace atl::vmm
 
 // The one symbol the module exports (it is built with hidden visibility).
-extern "C" __attribute__((visibility("default"))) void atoll_audio_pulse_make_v1(
+extern "C" __attribute__((visibility("default"))) void atoll_audio_pulse_make_v2(
     const atl::vmm::PulseAudioOptions* options, atl::Result<std::shared_ptr<atl::vmm::AudioBackend>>* out) {
     auto backend = std::make_shared<atl::vmm::PulseBackend>(*options);
     if (auto started = backend->start(); !started.ok()) {

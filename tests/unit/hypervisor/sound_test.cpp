@@ -19,8 +19,9 @@ struct FakeAudio : AudioBackend {
         explicit Stream(FakeAudio& owner, AudioDirection direction, AudioFormat format)
             : owner(owner), direction(direction), format(format) {}
         ~Stream() override { ++owner.closed; }
-        void write(std::span<const uint8_t> frames) override {
+        void write(std::span<const uint8_t> frames, uint64_t unplayed_bytes) override {
             owner.played.insert(owner.played.end(), frames.begin(), frames.end());
+            owner.unplayed.push_back(unplayed_bytes);
         }
         void read(std::span<uint8_t> frames) override {
             for (auto& byte : frames) byte = owner.next_recorded++;
@@ -43,6 +44,7 @@ struct FakeAudio : AudioBackend {
     AudioStatus status() const override { return {}; }
 
     std::vector<uint8_t> played;
+    std::vector<uint64_t> unplayed;  // what each write said the guest still counts as queued
     uint8_t next_recorded = 1;
     bool running[2] = {};
     int opened = 0, closed = 0, starved = 0, flushed = 0;
@@ -354,6 +356,9 @@ TEST_F(SoundTest, PlaybackIsConsumedAtRealTimePace) {
     std::vector<uint8_t> expected = first;
     expected.insert(expected.end(), second.begin(), second.end());
     EXPECT_EQ(audio_->played, expected);
+    // With each write the host learns how much of what it holds the guest
+    // still counts as queued (the rest of its queue is added latency).
+    EXPECT_EQ(audio_->unplayed, (std::vector<uint64_t>{kPeriodBytes, 2 * kPeriodBytes}));
     advance(9900us);
     EXPECT_EQ(used(SoundDevice::kTxQueue), 0) << "never completed in a burst";
     advance(100us);
@@ -371,6 +376,7 @@ TEST_F(SoundTest, PlaybackIsConsumedAtRealTimePace) {
     advance(5ms);
     tx(0, pattern(kPeriodBytes, 3));
     EXPECT_EQ(device_->guest_underruns(), 1u);
+    EXPECT_EQ(audio_->unplayed.back(), kPeriodBytes) << "the two before were completed";
     advance(9ms);
     EXPECT_EQ(used(SoundDevice::kTxQueue), 2);
     advance(1ms);

@@ -468,7 +468,7 @@ void SoundDevice::hand_to_host(Stream& stream, Io& io) {
     if (!reader.read_object(header)) return;
     std::vector<uint8_t> frames(io.data_bytes);
     if (!reader.read(frames.data(), frames.size())) return;
-    stream.host->write(frames);
+    stream.host->write(frames, stream.handed_bytes);
 }
 
 void SoundDevice::schedule(Stream& stream, Io& io, Clock::time_point now) {
