@@ -35,7 +35,9 @@
 //   latency burst=N ms=L
 //       for each "TONE-BURST N" line: the first onset after it, minus the
 //       line's arrival; "ms=none" when no onset followed within 2 s
-//   mic_onset t_ms=T naive_ms=N   (with -m) a burst's onset at MIC_SINK.monitor
+//   mic_onset t_ms=T naive_ms=N
+//       (with -m) a burst's onset at MIC_SINK.monitor: a tone after at least
+//       200 ms of silence
 //   mic bursts=N onsets=M chunks=C   (with -m) bursts played, onsets recorded
 //   capture heard=N burst=K ms=L end_ms=E
 //       for each "TONE-HEARD-ONSET N" line: the arrival of its first byte
@@ -68,7 +70,10 @@
 #define RATE 48000
 #define CHUNK_FRAMES 240          // 5 ms: the granularity of arrival times
 #define LOUD 2000                 // the guest's tone peaks at 12000
-#define QUIET_BEFORE_ONSET (RATE / 20)  // 50 ms of silence before an onset
+#define QUIET_BEFORE_ONSET (RATE / 20)  // 50 ms of silence before an onset (the monitor)
+// The microphone's bursts are 400-600 ms apart: a dropout inside one (the
+// player is late now and then in the loaded test host) is not an onset.
+#define MIC_QUIET_BEFORE_ONSET (RATE / 5)
 #define ENVELOPE_WINDOW (2 * RATE)      // see arrival_ms
 #define MAX_EVENTS 4096
 #define MAX_ONSETS 4096
@@ -97,6 +102,7 @@ struct chunk {
 // microphone's (what the guest is to hear).
 struct recorder {
     const char* source;
+    long quiet_before_onset;  // frames
     struct chunk* chunks;
     size_t chunk_count, chunk_capacity;  // chunk_count: atomic (the player waits for the first)
     long onset_frames[MAX_ONSETS];
@@ -106,7 +112,8 @@ struct recorder {
     pthread_t thread;
     char error[256];
 };
-static struct recorder monitor_recorder = {.running = 1}, mic_recorder = {.running = 1};
+static struct recorder monitor_recorder = {.quiet_before_onset = QUIET_BEFORE_ONSET, .running = 1},
+                       mic_recorder = {.quiet_before_onset = MIC_QUIET_BEFORE_ONSET, .running = 1};
 
 static void* record(void* self) {
     struct recorder* r = self;
@@ -124,7 +131,7 @@ static void* record(void* self) {
         return NULL;
     }
     int16_t buffer[CHUNK_FRAMES];
-    long frame = 0, last_loud = -QUIET_BEFORE_ONSET - 1;
+    long frame = 0, last_loud = -r->quiet_before_onset - 1;
     while (r->running) {
         if (pa_simple_read(stream, buffer, sizeof buffer, &error) < 0) {
             snprintf(r->error, sizeof r->error, "pa_simple_read: %s", pa_strerror(error));
@@ -133,7 +140,7 @@ static void* record(void* self) {
         const double t = now_ms();
         for (int i = 0; i < CHUNK_FRAMES; ++i, ++frame) {
             if (abs(buffer[i]) < LOUD) continue;
-            if (frame - last_loud > QUIET_BEFORE_ONSET && r->onset_count < MAX_ONSETS)
+            if (frame - last_loud > r->quiet_before_onset && r->onset_count < MAX_ONSETS)
                 r->onset_frames[r->onset_count++] = frame;
             last_loud = frame;
         }
@@ -218,7 +225,9 @@ static void* play_bursts(void* self) {
     while (p->running && __atomic_load_n(&mic_recorder.chunk_count, __ATOMIC_ACQUIRE) == 0 && now_ms() < wait_until)
         usleep(10000);
     const pa_sample_spec spec = {.format = PA_SAMPLE_S16LE, .rate = RATE, .channels = 2};
-    const pa_buffer_attr attr = {.maxlength = (uint32_t)-1, .tlength = MIC_BLOCK_FRAMES * 4 * 3,
+    // A deep buffer: the player's own latency is not measured (the recorder
+    // says when a burst reached the source), but its underruns would be gaps.
+    const pa_buffer_attr attr = {.maxlength = (uint32_t)-1, .tlength = MIC_BLOCK_FRAMES * 4 * 25,
                                  .prebuf = (uint32_t)-1, .minreq = (uint32_t)-1, .fragsize = (uint32_t)-1};
     int error = 0;
     pa_simple* stream =
