@@ -29,7 +29,8 @@
 //   onset t_ms=T naive_ms=N
 //       a tone starting after at least 50 ms of silence at the monitor (see
 //       arrival_ms below for T; N is the plain read time, for comparison)
-//   control at=bursts-end|play-end underruns=N   (with -c; -1: no answer)
+//   control at=bursts-end|play-end|listen-end|listen-stall t_ms=T underruns=N overruns=M
+//       (with -c; -1: no answer; listen-stall: the first 3 stalled reads)
 //   thread tid=T name=COMM playing_cpu_ms=C playing_guest_ms=G
 //       the VMM's threads' CPU time between TONE-PLAYING and TONE-PLAYED
 //   latency burst=N ms=L
@@ -336,8 +337,10 @@ static int snapshot_threads(pid_t pid, struct thread_cpu* threads) {
 }
 
 // atoll-vmm's control socket (hypervisor/docs/control-protocol.md): the
-// device's underrun count, from the `status` command; -1 on any failure.
-static long control_underruns(const char* socket_path) {
+// device's underrun and overrun counts, from the `status` command; -1 on any
+// failure.
+static long control_underruns(const char* socket_path, long* overruns) {
+    *overruns = -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     struct sockaddr_un address = {.sun_family = AF_UNIX};
@@ -356,8 +359,10 @@ static long control_underruns(const char* socket_path) {
             fill += (size_t)n;
             reply[fill] = 0;
             const char* key = strstr(reply, "\"underruns\":");
-            if (key) {
+            const char* over = strstr(reply, "\"overruns\":");
+            if (key && over) {
                 underruns = strtol(key + 12, NULL, 10);
+                *overruns = strtol(over + 11, NULL, 10);
                 break;
             }
         }
@@ -460,7 +465,7 @@ int main(int argc, char** argv) {
     char line[4096];
     size_t fill = 0;
     double line_begin = 0;  // when the line's first byte came
-    int timed_out = 0, done = 0, status = 0;
+    int timed_out = 0, done = 0, status = 0, stall_queries = 0;
     while (!done) {
         const double elapsed = now_ms() - start;
         if (elapsed > timeout_s * 1e3) {
@@ -503,9 +508,16 @@ int main(int argc, char** argv) {
                 if (strncmp(tag, "TONE-PLAYING", 12) == 0) play_begin_count = snapshot_threads(child, play_begin);
                 if (strncmp(tag, "TONE-PLAYED", 11) == 0) play_end_count = snapshot_threads(child, play_end);
                 // After the CPU samples: the query costs the VMM a little.
-                if (control && (strstr(tag, "record-end") || strncmp(tag, "TONE-PLAYED", 11) == 0))
-                    printf("control at=%s underruns=%ld\n", strstr(tag, "record-end") ? "bursts-end" : "play-end",
-                           control_underruns(control));
+                const char* at = strstr(tag, "record-end")                 ? "bursts-end"
+                                 : strncmp(tag, "TONE-PLAYED", 11) == 0     ? "play-end"
+                                 : strncmp(tag, "TONE-LISTENED", 13) == 0   ? "listen-end"
+                                 : strncmp(tag, "TONE-LISTEN-STALL", 17) == 0 ? "listen-stall"
+                                                                            : NULL;
+                if (control && at && (strcmp(at, "listen-stall") != 0 || ++stall_queries <= 3)) {
+                    long overruns;
+                    const long underruns = control_underruns(control, &overruns);
+                    printf("control at=%s t_ms=%.1f underruns=%ld overruns=%ld\n", at, t, underruns, overruns);
+                }
             }
             if (strstr(line, "AB-MARK record-begin")) {
                 start_recorder(&monitor_recorder);

@@ -250,6 +250,26 @@ static int record(const char *device, double seconds, const char *path) {
  * details follow on a second line, after the first has gone. */
 static void on_alarm(int signal) { (void)signal; }
 
+/* The kernel's view of a PCM (state, hw_ptr, appl_ptr, avail...) on one
+ * line, from /proc/asound/cardC/pcmDc/sub0/status for /dev/snd/pcmCcDDc. */
+static void print_pcm_status(const char *device, const char *tag) {
+    int card, pcm;
+    char path[96], line[128];
+    if (sscanf(device, "/dev/snd/pcmC%dD%d", &card, &pcm) != 2) return;
+    snprintf(path, sizeof path, "/proc/asound/card%d/pcm%dc/sub0/status", card, pcm);
+    FILE *file = fopen(path, "r");
+    if (!file) return;
+    printf("%s", tag);
+    while (fgets(line, sizeof line, file)) {
+        line[strcspn(line, "\n")] = 0;
+        if (strncmp(line, "state", 5) == 0 || strstr(line, "_ptr") || strncmp(line, "avail", 5) == 0 ||
+            strncmp(line, "delay", 5) == 0)
+            printf(" [%s]", line);
+    }
+    printf("\n");
+    fclose(file);
+}
+
 static int listen_for(const char *device, int count, double timeout_s) {
     /* A device that never delivers must not hang the guest: the alarm
      * interrupts the blocked read (no SA_RESTART). */
@@ -275,7 +295,9 @@ static int listen_for(const char *device, int count, double timeout_s) {
             if (errno == EPIPE) { /* overrun: frames were lost, so no silence can be vouched for */
                 ++xruns;
                 quiet = 0;
-                ioctl(fd, SNDRV_PCM_IOCTL_PREPARE);
+                const int prepared = ioctl(fd, SNDRV_PCM_IOCTL_PREPARE);
+                printf("TONE-LISTEN-XRUN %d prepare=%s\n", xruns, prepared < 0 ? strerror(errno) : "ok");
+                fflush(stdout);
                 continue;
             }
             if (errno == EINTR) break;
@@ -285,7 +307,9 @@ static int listen_for(const char *device, int count, double timeout_s) {
                  * runs, and nothing was lost that an overrun would not report. */
                 ++stalls;
                 printf("TONE-LISTEN-STALL %d waited_ms=%.1f\n", stalls, (now_seconds() - last_read) * 1e3);
+                if (stalls <= 3 || stalls % 20 == 0) print_pcm_status(device, "TONE-LISTEN-PCM");
                 fflush(stdout);
+                if (now_seconds() - begin > timeout_s) break;
                 continue;
             }
             printf("TONE-ERROR read: %s\n", strerror(errno));
