@@ -1,8 +1,9 @@
 # Runs inside the virtual test host (busybox sh, cwd /payload), started by
 # bench/audio/run through tests/testhost/run --with-qemu. Starts PulseAudio
-# with a null sink for the speakers and one for the microphone, then boots the audio benchmark guest under atoll-vmm
-# (--audio pulse: virtio-snd) and QEMU (intel-hda + hda-duplex, -audiodev pa),
-# taking turns, each under audiobench, and prints one line per sample:
+# with a null sink for the speakers and one for the microphone, then boots
+# the audio benchmark guest under atoll-vmm (--audio pulse: virtio-snd) and
+# QEMU (intel-hda + hda-duplex, -audiodev pa), taking turns, each under
+# audiobench, and prints one line per sample:
 #     BENCH-SAMPLE METRIC VMM VALUE
 # Problems are reported as "BENCH-PROBLEM ..." with the tail of the VMM's
 # output; the script goes on and exits 1 at the end.
@@ -62,10 +63,14 @@ list_streams() { # LOG OUT
 
 # The VMM's capture stream as the mixer shows it (buffer and source
 # latency): asked once the guest listens, before the first burst (audiobench
-# waits for its own recorder of the microphone, then half a second).
+# waits for its own recorder of the microphone, then half a second), or at
+# the end of a guest that never listened.
 list_sources() { # LOG OUT
     (i=0
-     while ! grep -q TONE-LISTENING "$1" 2>/dev/null && [ $i -lt 900 ]; do sleep 0.2; i=$((i + 1)); done
+     while ! grep -q 'TONE-LISTENING\|BENCH-GUEST-DONE' "$1" 2>/dev/null && [ $i -lt 900 ]; do
+         sleep 0.2
+         i=$((i + 1))
+     done
      ./pactl list source-outputs >"$2" 2>&1) &
     sources=$!
 }

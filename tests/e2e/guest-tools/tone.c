@@ -242,12 +242,6 @@ static int record(const char *device, double seconds, const char *path) {
     return 0;
 }
 
-/* One stream, started by the first read and read without a break, as a
- * program that listens does. The onset line is the first thing printed after
- * the read that holds the onset returns: the host takes the arrival of its
- * first byte as the moment the application had the sound (each byte the
- * guest writes to the UART reaches the host at once, one exit each). The
- * details follow on a second line, after the first has gone. */
 static void on_alarm(int signal) { (void)signal; }
 
 /* The kernel's view of a PCM (state, hw_ptr, appl_ptr, avail...) on one
@@ -270,6 +264,12 @@ static void print_pcm_status(const char *device, const char *tag) {
     fclose(file);
 }
 
+/* One stream, started by the first read and read without a break, as a
+ * program that listens does. The onset line is the first thing printed after
+ * the read that holds the onset returns: the host takes the arrival of its
+ * first byte as the moment the application had the sound (each byte the
+ * guest writes to the UART reaches the host at once, one exit each). The
+ * details follow on a second line, after the first has gone. */
 static int listen_for(const char *device, int count, double timeout_s) {
     /* A device that never delivers must not hang the guest: the alarm
      * interrupts the blocked read (no SA_RESTART). */
