@@ -288,7 +288,8 @@ static int listen_for(const char *device, int count, double timeout_s) {
     long quiet = 0; /* frames below LOUD since the last loud one (or the start) */
     long frames_read = 0;
     int heard = 0, xruns = 0, stalls = 0, reads = 0;
-    double begin = 0, last_read = 0, longest_wait = 0;
+    const double opened = now_seconds();
+    double begin = opened, last_read = opened, longest_wait = 0;
     while (heard < count) {
         struct snd_xferi transfer = {.result = 0, .buf = frames, .frames = LISTEN_PERIOD_FRAMES};
         if (ioctl(fd, SNDRV_PCM_IOCTL_READI_FRAMES, &transfer) < 0) {
@@ -301,7 +302,7 @@ static int listen_for(const char *device, int count, double timeout_s) {
                 continue;
             }
             if (errno == EINTR) break;
-            if (errno == EIO && reads > 0) {
+            if (errno == EIO) {
                 /* No period came in time (Linux gives up a read after about
                  * 1.1 buffer times, 176 ms here, with -EIO); the stream still
                  * runs, and nothing was lost that an overrun would not report. */
@@ -309,7 +310,7 @@ static int listen_for(const char *device, int count, double timeout_s) {
                 printf("TONE-LISTEN-STALL %d waited_ms=%.1f\n", stalls, (now_seconds() - last_read) * 1e3);
                 if (stalls <= 3 || stalls % 20 == 0) print_pcm_status(device, "TONE-LISTEN-PCM");
                 fflush(stdout);
-                if (now_seconds() - begin > timeout_s) break;
+                if (now_seconds() - opened > timeout_s) break;
                 continue;
             }
             printf("TONE-ERROR read: %s\n", strerror(errno));
@@ -344,7 +345,7 @@ static int listen_for(const char *device, int count, double timeout_s) {
                    (double)onset * 1000 / RATE, transfer.result * 1000 / RATE, (now_seconds() - now) * 1e3);
             fflush(stdout);
         }
-        if (now - begin > timeout_s) break;
+        if (now - opened > timeout_s) break;
     }
     close(fd);
     printf("TONE-LISTENED heard=%d seconds=%.3f frames=%ld xruns=%d stalls=%d longest_wait_ms=%.1f\n", heard,
