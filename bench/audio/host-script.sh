@@ -1,8 +1,9 @@
 # Runs inside the virtual test host (busybox sh, cwd /payload), started by
 # bench/audio/run through tests/testhost/run --with-qemu. Starts PulseAudio
-# with a null sink, then boots the audio benchmark guest under atoll-vmm
-# (--audio pulse: virtio-snd) and QEMU (intel-hda + hda-duplex, -audiodev pa),
-# taking turns, each under audiobench, and prints one line per sample:
+# with a null sink for the speakers and one for the microphone, then boots
+# the audio benchmark guest under atoll-vmm (--audio pulse: virtio-snd) and
+# QEMU (intel-hda + hda-duplex, -audiodev pa), taking turns, each under
+# audiobench, and prints one line per sample:
 #     BENCH-SAMPLE METRIC VMM VALUE
 # Problems are reported as "BENCH-PROBLEM ..." with the tail of the VMM's
 # output; the script goes on and exits 1 at the end.
@@ -14,7 +15,7 @@ K=/guest/vmlinuz
 I=/payload/guest.cpio.gz
 Q=qemu-system-x86_64
 MEM=256
-CMDLINE="console=ttyS0 quiet panic=-1 rdinit=/bench/init ab.idle=$IDLE_SECS ab.bursts=$BURSTS ab.play=$PLAY_SECS"
+CMDLINE="console=ttyS0 quiet panic=-1 rdinit=/bench/init ab.idle=$IDLE_SECS ab.bursts=$BURSTS ab.play=$PLAY_SECS ab.listen=$LISTEN"
 problems=0
 mkdir -p /tmp/logs /tmp/pulse/run /tmp/pulse/home
 chmod 700 /tmp/pulse/run
@@ -29,12 +30,16 @@ problem() { # LOG TEXT...
 }
 
 # The host's sound server: a null sink at 48 kHz stereo, the format both
-# guests play, so that neither stream is resampled.
+# guests play, so that neither stream is resampled; the microphone is a
+# second one, whose monitor is the default source both VMMs record from
+# (audiobench plays into it while the guest listens), in the format both
+# guests record.
 cat >/tmp/pulse/bench.pa <<'PA'
 load-module module-native-protocol-unix
 load-module module-null-sink sink_name=atoll_bench rate=48000 channels=2
+load-module module-null-sink sink_name=mic rate=48000 channels=2
 set-default-sink atoll_bench
-set-default-source atoll_bench.monitor
+set-default-source mic.monitor
 PA
 ./pulseaudio -n --daemonize=no --exit-idle-time=-1 --use-pid-file=no --disallow-exit=no \
     --dl-search-path=/payload/pulse-modules -F /tmp/pulse/bench.pa >/tmp/logs/pulseaudio.log 2>&1 &
@@ -56,6 +61,20 @@ list_streams() { # LOG OUT
     lister=$!
 }
 
+# The VMM's capture stream as the mixer shows it (buffer and source
+# latency): asked once the guest listens, before the first burst (audiobench
+# waits for its own recorder of the microphone, then half a second), or at
+# the end of a guest that never listened.
+list_sources() { # LOG OUT
+    (i=0
+     while ! grep -q 'TONE-LISTENING\|BENCH-GUEST-DONE' "$1" 2>/dev/null && [ $i -lt 900 ]; do
+         sleep 0.2
+         i=$((i + 1))
+     done
+     ./pactl list source-outputs >"$2" 2>&1) &
+    sources=$!
+}
+
 # Which streams the VMM keeps open in PulseAudio while its guest idles:
 # asked once, when the guest has found its sound device (before the idle
 # window, so the client's own cost stays out of it).
@@ -73,9 +92,10 @@ run() {
     : >"$log"
     list_streams "$log" "/tmp/logs/$name.streams"
     list_clients "$log" "/tmp/logs/$name.clients"
+    list_sources "$log" "/tmp/logs/$name.sources"
     case $vmm in
     atoll)
-        ./audiobench -d atoll_bench.monitor -p $pulse -c /tmp/bench-audio.ctl -t 240 -o "$log" -- \
+        ./audiobench -d atoll_bench.monitor -m mic -p $pulse -c /tmp/bench-audio.ctl -t 240 -o "$log" -- \
             ./atoll-vmm --kernel $K --initrd $I --cmdline "$CMDLINE" --name bench-audio \
             --control-socket /tmp/bench-audio.ctl \
             --memory $MEM --cpus 1 --no-net --serial stdio --audio "pulse,server=$PULSE_SERVER" >"$out" 2>&1
@@ -87,7 +107,7 @@ run() {
         # in the codec, so the guest plays at full scale as through
         # virtio-snd (the generic codec driver leaves the amplifiers muted,
         # and the busybox guest has no mixer tool).
-        ./audiobench -d atoll_bench.monitor -p $pulse -t 240 -o "$log" -- \
+        ./audiobench -d atoll_bench.monitor -m mic -p $pulse -t 240 -o "$log" -- \
             $Q -M q35 -enable-kvm -cpu host -m $MEM -smp 1 -nodefaults -no-user-config -nographic \
             -serial stdio -no-reboot -kernel $K -initrd $I -append "$CMDLINE" \
             -audiodev "pa,id=snd0,server=$PULSE_SERVER,out.frequency=48000,in.frequency=48000" \
@@ -95,13 +115,15 @@ run() {
         ;;
     esac
     rc=$?
-    wait $lister $clients 2>/dev/null
+    wait $lister $clients $sources 2>/dev/null
     sed "s/^/bench: $name: idle streams: /" "/tmp/logs/$name.clients" 2>/dev/null
-    [ $rc -eq 0 ] || problem "$log" "$name: audiobench exit $rc: $(grep -v '^event\|^onset' "$out" | tr '\n' ' ')"
+    [ $rc -eq 0 ] || problem "$log" "$name: audiobench exit $rc: $(grep -v '^event\|^onset\|^mic_onset\|^capture' "$out" | tr '\n' ' ')"
     grep -h 'AB-\|TONE-\|atoll-vmm:\|qemu-system' "$log" | sed "s/^/bench: $name: /"
     sed 's/^/bench: '"$name"': /' "$out"
     grep -h 'Buffer Latency\|Sink Latency\|media.name\|Sample Specification' "/tmp/logs/$name.streams" 2>/dev/null |
         sed "s/^/bench: $name: pactl: /"
+    grep -h 'Buffer Latency\|Source Latency\|media.name\|Sample Specification' "/tmp/logs/$name.sources" 2>/dev/null |
+        sed "s/^/bench: $name: pactl capture: /"
     grep -q 'AB-ERROR\|TONE-ERROR' "$log" && problem "$log" "$name: the guest reported an error"
     ex=$(sed -n 's/^exit=//p' "$out")
     [ "$ex" = 0 ] || problem "$log" "$name: the VMM exited with '$ex' after the guest powered off (expected 0)"
@@ -114,6 +136,16 @@ run() {
     done
     missed=$(grep -c '^latency .*ms=none' "$out")
     [ "$missed" -eq 0 ] || problem "$log" "$name: $missed burst(s) never heard"
+
+    # Capture latency: every burst the guest heard, from its entering the
+    # default source to the guest's read (the line's first byte).
+    sed -n 's/^capture heard=\([0-9]*\) burst=\([0-9]*\) ms=\([-0-9.]*\) .*/\1 \2 \3/p' "$out" |
+        while read -r n k ms; do
+            echo "BENCH-SAMPLE audio_capture_latency_ms $vmm $ms"
+            [ "$n" = "$k" ] || echo "bench: $name: the guest's onset $n follows the microphone's burst $k (one missed or heard twice)"
+        done
+    heard=$(grep -c '^capture heard=.* ms=[-0-9]' "$out")
+    [ "$heard" -eq "$LISTEN" ] || problem "$log" "$name: the guest heard $heard of $LISTEN bursts from the microphone"
 
     # CPU time per second, from the samples at the markers: while the guest
     # idles (its sound device open to nobody) and while it plays one stream.

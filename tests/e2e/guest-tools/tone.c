@@ -8,6 +8,12 @@
  *                                  bursts, each from a stopped stream after
  *                                  silence; "TONE-BURST N" goes to the console
  *                                  right before each burst's write)
+ *   tone listen DEVICE COUNT TIMEOUT_S
+ *                                 (in the guest, for bench/audio: records from
+ *                                  the capture PCM in 10 ms periods and prints
+ *                                  "TONE-HEARD-ONSET N" as soon as a read holds
+ *                                  a tone after at least 200 ms of silence,
+ *                                  until COUNT onsets or TIMEOUT_S seconds)
  *   tone record DEVICE SECONDS FILE
  *                                 (in the guest: /dev/snd/pcmC0D0c, the same
  *                                  format; writes the left channel to FILE as
@@ -24,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +45,17 @@
 #define CHANNELS 2
 #define PERIOD_FRAMES 960
 #define PERIODS 8
+/* tone listen: a read returns each 10 ms of sound, so an onset is seen within
+ * 10 ms of reaching the guest; 16 of them (snd_virtio's most), so a guest
+ * stalled for a while in the nested test host does not overrun at once. The
+ * capture buffer's size adds no latency: a read returns as soon as a period
+ * is in. */
+#define LISTEN_PERIOD_FRAMES 480
+#define LISTEN_PERIODS 16
+#define LOUD 2000 /* the host's tone peaks at 12000 */
+/* The host's bursts are 400-600 ms apart: a dropout inside one (the loaded
+ * test host has them) must not count as another onset. */
+#define QUIET_BEFORE_ONSET (RATE / 5) /* 200 ms */
 
 static void set_mask(struct snd_pcm_hw_params *params, int parameter, unsigned value) {
     struct snd_mask *mask = &params->masks[parameter - SNDRV_PCM_HW_PARAM_FIRST_MASK];
@@ -66,7 +84,7 @@ static int16_t *make_tone(long frames, double hz) {
 }
 
 /* Opens DEVICE and sets the hardware parameters; -1 (reported) on failure. */
-static int open_pcm(const char *device, int flags) {
+static int open_pcm_periods(const char *device, int flags, unsigned period_frames, unsigned periods) {
     int fd = open(device, flags);
     if (fd < 0) {
         printf("TONE-ERROR open %s: %s\n", device, strerror(errno));
@@ -87,14 +105,18 @@ static int open_pcm(const char *device, int flags) {
     set_mask(&params, SNDRV_PCM_HW_PARAM_SUBFORMAT, SNDRV_PCM_SUBFORMAT_STD);
     set_interval(&params, SNDRV_PCM_HW_PARAM_CHANNELS, CHANNELS);
     set_interval(&params, SNDRV_PCM_HW_PARAM_RATE, RATE);
-    set_interval(&params, SNDRV_PCM_HW_PARAM_PERIOD_SIZE, PERIOD_FRAMES);
-    set_interval(&params, SNDRV_PCM_HW_PARAM_PERIODS, PERIODS);
+    set_interval(&params, SNDRV_PCM_HW_PARAM_PERIOD_SIZE, period_frames);
+    set_interval(&params, SNDRV_PCM_HW_PARAM_PERIODS, periods);
     if (ioctl(fd, SNDRV_PCM_IOCTL_HW_PARAMS, &params) < 0) {
         printf("TONE-ERROR hw_params: %s\n", strerror(errno));
         close(fd);
         return -1;
     }
     return fd;
+}
+
+static int open_pcm(const char *device, int flags) {
+    return open_pcm_periods(device, flags, PERIOD_FRAMES, PERIODS);
 }
 
 static int play(const char *device, double hz, double seconds) {
@@ -220,6 +242,118 @@ static int record(const char *device, double seconds, const char *path) {
     return 0;
 }
 
+static void on_alarm(int signal) { (void)signal; }
+
+/* The kernel's view of a PCM (state, hw_ptr, appl_ptr, avail...) on one
+ * line, from /proc/asound/cardC/pcmDc/sub0/status for /dev/snd/pcmCcDDc. */
+static void print_pcm_status(const char *device, const char *tag) {
+    int card, pcm;
+    char path[96], line[128];
+    if (sscanf(device, "/dev/snd/pcmC%dD%d", &card, &pcm) != 2) return;
+    snprintf(path, sizeof path, "/proc/asound/card%d/pcm%dc/sub0/status", card, pcm);
+    FILE *file = fopen(path, "r");
+    if (!file) return;
+    printf("%s", tag);
+    while (fgets(line, sizeof line, file)) {
+        line[strcspn(line, "\n")] = 0;
+        if (strncmp(line, "state", 5) == 0 || strstr(line, "_ptr") || strncmp(line, "avail", 5) == 0 ||
+            strncmp(line, "delay", 5) == 0)
+            printf(" [%s]", line);
+    }
+    printf("\n");
+    fclose(file);
+}
+
+/* One stream, started by the first read and read without a break, as a
+ * program that listens does. The onset line is the first thing printed after
+ * the read that holds the onset returns: the host takes the arrival of its
+ * first byte as the moment the application had the sound (each byte the
+ * guest writes to the UART reaches the host at once, one exit each). The
+ * details follow on a second line, after the first has gone. */
+static int listen_for(const char *device, int count, double timeout_s) {
+    /* A device that never delivers must not hang the guest: the alarm
+     * interrupts the blocked read (no SA_RESTART). */
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_alarm;
+    sigaction(SIGALRM, &action, NULL);
+    alarm((unsigned)timeout_s + 2);
+    int16_t *frames = malloc(LISTEN_PERIOD_FRAMES * CHANNELS * sizeof *frames);
+    int fd = open_pcm_periods(device, O_RDONLY, LISTEN_PERIOD_FRAMES, LISTEN_PERIODS);
+    if (fd < 0) return 1;
+    if (ioctl(fd, SNDRV_PCM_IOCTL_PREPARE) < 0) {
+        printf("TONE-ERROR prepare: %s\n", strerror(errno));
+        return 1;
+    }
+    long quiet = 0; /* frames below LOUD since the last loud one (or the start) */
+    long frames_read = 0;
+    int heard = 0, xruns = 0, stalls = 0, reads = 0;
+    const double opened = now_seconds();
+    double begin = opened, last_read = opened, longest_wait = 0;
+    while (heard < count) {
+        struct snd_xferi transfer = {.result = 0, .buf = frames, .frames = LISTEN_PERIOD_FRAMES};
+        if (ioctl(fd, SNDRV_PCM_IOCTL_READI_FRAMES, &transfer) < 0) {
+            if (errno == EPIPE) { /* overrun: frames were lost, so no silence can be vouched for */
+                ++xruns;
+                quiet = 0;
+                const int prepared = ioctl(fd, SNDRV_PCM_IOCTL_PREPARE);
+                printf("TONE-LISTEN-XRUN %d prepare=%s\n", xruns, prepared < 0 ? strerror(errno) : "ok");
+                fflush(stdout);
+                continue;
+            }
+            if (errno == EINTR) break;
+            if (errno == EIO) {
+                /* No period came in time (Linux gives up a read after about
+                 * 1.1 buffer times, 176 ms here, with -EIO); the stream still
+                 * runs, and nothing was lost that an overrun would not report. */
+                ++stalls;
+                printf("TONE-LISTEN-STALL %d waited_ms=%.1f\n", stalls, (now_seconds() - last_read) * 1e3);
+                if (stalls <= 3 || stalls % 20 == 0) print_pcm_status(device, "TONE-LISTEN-PCM");
+                fflush(stdout);
+                if (now_seconds() - opened > timeout_s) break;
+                continue;
+            }
+            printf("TONE-ERROR read: %s\n", strerror(errno));
+            return 1;
+        }
+        const double now = now_seconds();
+        if (reads++ == 0) {
+            begin = now;
+            printf("TONE-LISTENING period_ms=%d periods=%d\n", LISTEN_PERIOD_FRAMES * 1000 / RATE, LISTEN_PERIODS);
+            fflush(stdout);
+        } else if (now - last_read > longest_wait) {
+            longest_wait = now - last_read;
+        }
+        last_read = now;
+        long onset = -1;
+        for (long i = 0; i < transfer.result; ++i) {
+            if (abs(frames[CHANNELS * i]) < LOUD) {
+                ++quiet;
+                continue;
+            }
+            if (quiet >= QUIET_BEFORE_ONSET && onset < 0) onset = i;
+            quiet = 0;
+        }
+        frames_read += transfer.result;
+        if (onset >= 0) {
+            printf("TONE-HEARD-ONSET %d\n", ++heard);
+            fflush(stdout);
+            /* onset_ms: how far into the read the tone began (the read's
+             * last frame came from the source that much later than the
+             * onset's); print_ms: how long the line above took to go. */
+            printf("TONE-HEARD-DETAIL %d onset_ms=%.1f read_ms=%ld print_ms=%.1f\n", heard,
+                   (double)onset * 1000 / RATE, transfer.result * 1000 / RATE, (now_seconds() - now) * 1e3);
+            fflush(stdout);
+        }
+        if (now - opened > timeout_s) break;
+    }
+    close(fd);
+    printf("TONE-LISTENED heard=%d seconds=%.3f frames=%ld xruns=%d stalls=%d longest_wait_ms=%.1f\n", heard,
+           last_read - begin, frames_read, xruns, stalls, longest_wait * 1e3);
+    fflush(stdout);
+    return heard == count ? 0 : 1;
+}
+
 static int make(const char *path, double hz, double seconds) {
     const long total = (long)(seconds * RATE);
     FILE *file = fopen(path, "wb");
@@ -302,10 +436,12 @@ int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "play") == 0) return play(argv[2], atof(argv[3]), atof(argv[4]));
     if (argc == 7 && strcmp(argv[1], "bursts") == 0)
         return bursts(argv[2], atof(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
+    if (argc == 5 && strcmp(argv[1], "listen") == 0) return listen_for(argv[2], atoi(argv[3]), atof(argv[4]));
     if (argc == 5 && strcmp(argv[1], "record") == 0) return record(argv[2], atof(argv[3]), argv[4]);
     if (argc == 5 && strcmp(argv[1], "make") == 0) return make(argv[2], atof(argv[3]), atof(argv[4]));
     if (argc == 3 && strcmp(argv[1], "check") == 0) return check(argv[2]);
     fprintf(stderr, "usage: tone play DEVICE HZ SECONDS | tone bursts DEVICE HZ COUNT BURST_MS GAP_MS |\n"
-                    "       tone record DEVICE SECONDS FILE | tone make FILE HZ SECONDS | tone check FILE\n");
+                    "       tone listen DEVICE COUNT TIMEOUT_S | tone record DEVICE SECONDS FILE |\n"
+                    "       tone make FILE HZ SECONDS | tone check FILE\n");
     return 2;
 }
