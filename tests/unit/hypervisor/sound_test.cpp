@@ -434,8 +434,31 @@ TEST_F(SoundTest, CaptureIsFilledFromTheHostAtRealTimePace) {
     for (uint32_t i = 0; i < kPeriodBytes; ++i) ASSERT_EQ(frames[i], static_cast<uint8_t>(1 + i)) << i;
     EXPECT_EQ(status_at(a.status).status, SoundDevice::kStatusOk);
     advance(10ms);
-    ASSERT_EQ(used(SoundDevice::kRxQueue), 2);
+    EXPECT_EQ(used(SoundDevice::kRxQueue), 1) << "the last buffer held waits for the guest to queue another";
+    rx(1, kPeriodBytes);
+    advance(0ms);
+    ASSERT_EQ(used(SoundDevice::kRxQueue), 2) << "late already: completed as the next one comes";
     EXPECT_EQ(driver_.get(b.data, 1)[0], static_cast<uint8_t>(1 + kPeriodBytes));
+}
+
+TEST_F(SoundTest, AGuestThatDidNotRunForAWholeBufferFindsItsCaptureStillMoving) {
+    // Linux's snd_virtio reads progress as the position in its buffer: had
+    // the whole buffer completed while its vCPUs were stopped, it would see
+    // none, queue nothing more, and record nothing ever after.
+    prepare_capture();
+    const uint32_t periods = kBufferBytes / kPeriodBytes;
+    for (uint32_t i = 0; i < periods; ++i) rx(1, kPeriodBytes);
+    ASSERT_EQ(pcm(SoundDevice::kPcmStart, 1), SoundDevice::kStatusOk);
+    advance(std::chrono::milliseconds(10 * periods + 500));  // the guest was paused for half a second
+    EXPECT_EQ(used(SoundDevice::kRxQueue), periods - 1);
+    EXPECT_EQ(device_->pending(1), 1u);
+    // The guest runs again and queues the periods it got back: the stream
+    // goes on by the clock.
+    for (uint32_t i = 0; i + 1 < periods; ++i) rx(1, kPeriodBytes);
+    advance(0ms);
+    EXPECT_EQ(used(SoundDevice::kRxQueue), periods);
+    advance(10ms);
+    EXPECT_EQ(used(SoundDevice::kRxQueue), periods + 1);
 }
 
 TEST_F(SoundTest, RefusesMalformedIoMessagesAndKeepsNothing) {

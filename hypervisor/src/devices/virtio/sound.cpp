@@ -508,6 +508,7 @@ void SoundDevice::service() {
     for (auto& stream : streams_) {
         bool completed = false;
         while (!stream.pending.empty() && stream.pending.front().due && *stream.pending.front().due <= now) {
+            if (holds_last_capture_buffer(stream)) break;
             complete(stream, stream.pending.front(), kStatusOk, true);
             stream.pending.pop_front();
             completed = true;
@@ -525,11 +526,22 @@ void SoundDevice::service() {
     arm_timer();
 }
 
+bool SoundDevice::holds_last_capture_buffer(const Stream& stream) {
+    // A capture stream's last buffer waits for the guest to queue another.
+    // Linux's snd_virtio tells the stream's progress by the position in its
+    // buffer: a guest that finds its whole buffer recorded at once (its vCPUs
+    // were paused or descheduled while the device recorded on) sees no
+    // progress, queues nothing more, and its microphone stops for good. One
+    // buffer held back, the guest always sees it moved, and queues again.
+    return stream.direction == kDirectionInput && stream.pending.size() == 1 && stream.params &&
+           stream.params->buffer_bytes > stream.params->period_bytes;
+}
+
 void SoundDevice::arm_timer() {
     if (!context_ || !context_->event_loop) return;
     std::optional<Clock::time_point> next;
     for (const auto& stream : streams_) {
-        if (stream.pending.empty() || !stream.pending.front().due) continue;
+        if (stream.pending.empty() || !stream.pending.front().due || holds_last_capture_buffer(stream)) continue;
         if (!next || *stream.pending.front().due < *next) next = stream.pending.front().due;
     }
     if (timer_deadline_ == next) return;

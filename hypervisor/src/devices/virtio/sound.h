@@ -136,6 +136,7 @@ private:
     void schedule(Stream& stream, Io& io, Clock::time_point now);
     void complete(Stream& stream, Io& io, uint32_t status, bool fill);
     void arm_timer();
+    static bool holds_last_capture_buffer(const Stream& stream);
     uint16_t queue_of(const Stream& stream) const { return stream.direction == kDirectionOutput ? kTxQueue : kRxQueue; }
 
     std::shared_ptr<AudioBackend> backend_;
