@@ -252,7 +252,9 @@ public:
         uint32_t sent = 0, completed = 0;
         while (completed < periods) {
             bool added = false;
-            while (sent < periods && sent - completed < kPeriods) {
+            // One period more than taken, as a guest keeps its buffer queued:
+            // the device holds its last capture buffer until another comes.
+            while (sent < periods + 1 && sent - completed < kPeriods) {
                 if (driver_.memory_end() - driver_.allocate(0) < 64 * 1024) driver_.reset_data();
                 const uint32_t stream = SoundDevice::kCaptureStream;
                 const uint64_t data = driver_.fill(kPeriodBytes, 0xEE);
