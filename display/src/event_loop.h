@@ -3,15 +3,13 @@
 // D-Bus thread) that need to reach a connection.
 #pragma once
 
+#include <atoll/epoll.h>
 #include <atoll/result.h>
 
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <thread>
 #include <unordered_map>
-#include <vector>
 
 namespace atl::display {
 
@@ -21,8 +19,7 @@ public:
     using Task = std::function<void()>;
     using WatchId = uint64_t;
 
-    EventLoop();
-    ~EventLoop();
+    EventLoop() = default;
     EventLoop(const EventLoop&) = delete;
     EventLoop& operator=(const EventLoop&) = delete;
 
@@ -43,13 +40,12 @@ private:
         int fd;
         std::shared_ptr<Handler> handler;
     };
-    int epoll_fd_ = -1;
-    int wake_fd_ = -1;
     bool stopping_ = false;
     WatchId next_id_ = 1;
     std::unordered_map<WatchId, Watch> watches_;
-    std::mutex posted_mutex_;
-    std::vector<Task> posted_;
+    // Events tagged with the watch id. Last: destroyed first, so its
+    // descriptors close and pending tasks go while the watches still exist.
+    Epoll epoll_;
 };
 
 }  // namespace atl::display

@@ -2,18 +2,17 @@
 // descriptors (tap, slirp, sockets) and timers. Device models run here.
 #pragma once
 
+#include <atoll/epoll.h>
 #include <atoll/result.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <atomic>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
-#include <vector>
 
 namespace atl::vmm {
 
@@ -24,8 +23,7 @@ public:
     using Clock = std::chrono::steady_clock;
     using TimerId = uint64_t;
 
-    EventLoop();
-    ~EventLoop();
+    EventLoop() = default;
     EventLoop(const EventLoop&) = delete;
     EventLoop& operator=(const EventLoop&) = delete;
 
@@ -54,14 +52,13 @@ public:
 
 private:
     std::atomic<std::thread::id> loop_thread_{};
-    int epoll_fd_ = -1;
-    int wake_fd_ = -1;
     bool stopping_ = false;
     std::unordered_map<int, std::shared_ptr<Callback>> watchers_;
     std::multimap<Clock::time_point, std::pair<TimerId, Task>> timers_;
     TimerId next_timer_id_ = 1;
-    std::mutex posted_mutex_;
-    std::vector<Task> posted_;
+    // Events tagged with their fd. Last: destroyed first, so its descriptors
+    // close and pending tasks go while the watchers and timers still exist.
+    Epoll epoll_;
 };
 
 }  // namespace atl::vmm
