@@ -27,7 +27,7 @@ done
 # A VM without sound does not load libpulse: it is in the module beside atoll-vmm.
 if ldd "$root/usr/lib/atoll/atoll-vmm" | grep -q libpulse; then
   echo "FAIL atoll-vmm links libpulse itself"; failures=$((failures + 1))
-elif ! nm -D --defined-only "$root/usr/lib/atoll/atoll-audio-pulse.so" | grep -q ' atoll_audio_pulse_make_v2$'; then
+elif ! nm -D --defined-only "$root/usr/lib/atoll/atoll-audio-pulse.so" | grep -q ' atoll_audio_pulse_make_v3$'; then
   echo "FAIL atoll-audio-pulse.so does not export its entry point"; failures=$((failures + 1))
 else echo "ok   libpulse only in the sound module"; fi
 # The installed atolld picks the installed atoll-vmm (its log line names it).

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -47,6 +48,15 @@ public:
     // Capture: fills `frames` (whole frames) with what was recorded, oldest
     // first; silence where nothing was. Returns at once.
     virtual void read(std::span<uint8_t> frames) = 0;
+    // Capture: how many recorded bytes wait to be read.
+    virtual size_t readable_bytes() const { return 0; }
+    // Capture: whether recorded audio is coming (the server is there and the
+    // stream records). While it is not, the device completes the guest's
+    // periods by its own clock, with silence.
+    virtual bool recording() const { return false; }
+    // Capture: `callback` runs, on the back-end's thread, each time recorded
+    // audio arrives; it must only hand the news over to the I/O thread.
+    virtual void set_recorded_callback(std::function<void()> callback) { (void)callback; }
     // Pauses (corks) or resumes the stream; data written meanwhile waits.
     virtual void set_running(bool running) = 0;
     // Playback: the guest supplied nothing more for now. The stream ends what
@@ -68,6 +78,7 @@ struct AudioStatus {
     bool connected = false;
     uint64_t underruns = 0;  // the server ran out of playback data
     uint64_t overruns = 0;   // recorded data the guest did not take in time
+    uint64_t capture_gaps = 0;  // recorded data that came too late: the guest got silence instead
     uint64_t dropped_frames = 0;  // playback the server could not take in time (would have played late)
     AudioChannelState playback;
     AudioChannelState capture;
@@ -105,7 +116,7 @@ Result<std::shared_ptr<AudioBackend>> make_pulse_audio_backend(const PulseAudioO
 // version in the name changes whenever these types do).
 using PulseAudioModuleEntry = void (*)(const PulseAudioOptions* options, Result<std::shared_ptr<AudioBackend>>* out);
 inline constexpr const char* kPulseAudioModuleName = "atoll-audio-pulse.so";
-inline constexpr const char* kPulseAudioModuleEntry = "atoll_audio_pulse_make_v2";
+inline constexpr const char* kPulseAudioModuleEntry = "atoll_audio_pulse_make_v3";
 
 // Appends to `out` a fade from `last_frame` to silence over `frames` frames
 // (the anti-click tail of a starved stream).

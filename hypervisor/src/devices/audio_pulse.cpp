@@ -29,13 +29,6 @@ constexpr uint32_t kPlaybackTargetMs = 20;
 constexpr uint32_t kCaptureFragmentMs = 10;
 // Recorded audio the guest has not taken yet; older frames are dropped.
 constexpr uint32_t kCaptureBacklogMs = 500;
-// Recorded audio kept in hand against the server's and the scheduler's
-// jitter before the guest gets any: at least two periods and this long (two
-// 10 ms fragments and 40 ms of lateness; with 40 ms in all, a guest in the
-// loaded nested test host heard 4-70 ms dropouts a native recorder did not).
-constexpr uint32_t kCaptureCushionMinMs = 60;
-// The most kept in hand once the guest has caught up with the server.
-constexpr uint32_t kCaptureCushionMaxMs = 200;
 // The anti-click tail after the guest's last frame.
 constexpr uint32_t kFadeOutMs = 3;
 // Playback kept while the server creates the stream (the guest's pre-buffer).
@@ -95,6 +88,9 @@ public:
 
     void write(std::span<const uint8_t> frames, uint64_t unplayed_bytes) override;
     void read(std::span<uint8_t> frames) override;
+    size_t readable_bytes() const override;
+    bool recording() const override;
+    void set_recorded_callback(std::function<void()> callback) override;
     void set_running(bool running) override;
     void starved() override;
     void flush() override;
@@ -151,8 +147,7 @@ private:
     std::optional<std::chrono::steady_clock::time_point> last_control_;
     std::chrono::steady_clock::time_point last_rate_update_{};
     std::deque<uint8_t> recorded_;
-    bool primed_ = false;  // capture: enough recorded to hand out
-    size_t cushion_ = 0;   // capture: how much that is, in bytes
+    std::function<void()> recorded_callback_;
 };
 
 class PulseBackend final : public AudioBackend {
@@ -206,6 +201,7 @@ public:
         status.connected = connected_.load();
         status.underruns = underruns_.load();
         status.overruns = overruns_.load();
+        status.capture_gaps = capture_gaps_.load();
         status.dropped_frames = dropped_frames_.load();
         return status;
     }
@@ -229,6 +225,7 @@ public:
         }
     }
     void count_overrun() { ++overruns_; }
+    void count_capture_gap() { ++capture_gaps_; }
     void count_dropped(uint64_t frames, bool episode_begins) {
         const uint64_t count = dropped_frames_ += frames;
         const auto now = std::chrono::steady_clock::now();
@@ -386,6 +383,7 @@ private:
     std::atomic<bool> connected_{false};
     std::atomic<uint64_t> underruns_{0};
     std::atomic<uint64_t> overruns_{0};
+    std::atomic<uint64_t> capture_gaps_{0};
     std::atomic<uint64_t> dropped_frames_{0};
     std::chrono::steady_clock::time_point last_underrun_log_{};
     std::chrono::steady_clock::time_point last_drop_log_{};
@@ -522,6 +520,7 @@ void PulseStream::on_read(pa_stream* stream, size_t, void* self) {
         us->recorded_.erase(us->recorded_.begin(), us->recorded_.begin() + static_cast<ptrdiff_t>(excess));
         us->backend_.count_overrun();
     }
+    if (us->recorded_callback_) us->recorded_callback_();
 }
 
 void PulseStream::write_locked(const uint8_t* data, size_t bytes) {
@@ -694,38 +693,35 @@ void PulseStream::starved() {
 
 void PulseStream::read(std::span<uint8_t> frames) {
     PulseBackend::Lock lock(backend_.loop());
-    // The server delivers in fragments with some jitter (a monitor source in
-    // blocks as long as its sink's latency), the guest takes periods by the
-    // device's clock: keep a cushion before handing out any, so a late
-    // fragment is not a gap in the middle of a period. Each time the guest
-    // still catches up with the server, the cushion doubles (up to 200 ms).
-    if (cushion_ == 0)
-        cushion_ = std::max(2 * frames.size(), pa_usec_to_bytes(pa_usec_t{kCaptureCushionMinMs} * 1000, &spec_));
-    if (!primed_) {
-        if (recorded_.size() < cushion_) {
-            std::fill(frames.begin(), frames.end(), 0);
-            return;
-        }
-        primed_ = true;
-    }
-    if (recorded_.size() < frames.size()) {
-        primed_ = false;
-        cushion_ = std::min(2 * cushion_, pa_usec_to_bytes(pa_usec_t{kCaptureCushionMaxMs} * 1000, &spec_));
-    }
+    // The device asks when a period's worth is here, or when it waited for it
+    // as long as it could: then what is missing is a gap of silence.
     const size_t taken = std::min(frames.size(), recorded_.size());
     std::copy_n(recorded_.begin(), taken, frames.begin());
     recorded_.erase(recorded_.begin(), recorded_.begin() + static_cast<ptrdiff_t>(taken));
     std::fill(frames.begin() + static_cast<ptrdiff_t>(taken), frames.end(), 0);
+    if (taken < frames.size() && ready() && running_) backend_.count_capture_gap();
+}
+
+size_t PulseStream::readable_bytes() const {
+    PulseBackend::Lock lock(backend_.loop());
+    return recorded_.size();
+}
+
+bool PulseStream::recording() const {
+    PulseBackend::Lock lock(backend_.loop());
+    return ready() && running_;
+}
+
+void PulseStream::set_recorded_callback(std::function<void()> callback) {
+    PulseBackend::Lock lock(backend_.loop());
+    recorded_callback_ = std::move(callback);
 }
 
 void PulseStream::set_running(bool running) {
     PulseBackend::Lock lock(backend_.loop());
     if (running_ == running) return;
     running_ = running;
-    if (running && direction_ == AudioDirection::Capture) {
-        recorded_.clear();
-        primed_ = false;
-    }
+    if (running && direction_ == AudioDirection::Capture) recorded_.clear();
     if (ready()) {
         if (pa_operation* operation = pa_stream_cork(stream_, running ? 0 : 1, nullptr, nullptr))
             pa_operation_unref(operation);
@@ -735,7 +731,6 @@ void PulseStream::set_running(bool running) {
 void PulseStream::flush() {
     PulseBackend::Lock lock(backend_.loop());
     recorded_.clear();
-    primed_ = false;
     last_frame_.clear();
     unsent_.clear();
     if (ready()) {
@@ -779,7 +774,7 @@ void PulseStream::apply_volume(pa_context* context, const AudioChannelState& sta
 }  // namespace atl::vmm
 
 // The one symbol the module exports (it is built with hidden visibility).
-extern "C" __attribute__((visibility("default"))) void atoll_audio_pulse_make_v2(
+extern "C" __attribute__((visibility("default"))) void atoll_audio_pulse_make_v3(
     const atl::vmm::PulseAudioOptions* options, atl::Result<std::shared_ptr<atl::vmm::AudioBackend>>* out) {
     auto backend = std::make_shared<atl::vmm::PulseBackend>(*options);
     if (auto started = backend->start(); !started.ok()) {

@@ -142,7 +142,7 @@ private:
         };
         return {{"backend", status.backend},     {"connected", status.connected},
                 {"underruns", status.underruns}, {"overruns", status.overruns},
-                {"dropped_frames", status.dropped_frames},
+                {"dropped_frames", status.dropped_frames}, {"capture_gaps", status.capture_gaps},
                 {"playback", channel(status.playback)}, {"capture", channel(status.capture)}};
     }
 

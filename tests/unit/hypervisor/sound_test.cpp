@@ -24,8 +24,18 @@ struct FakeAudio : AudioBackend {
             owner.unplayed.push_back(unplayed_bytes);
         }
         void read(std::span<uint8_t> frames) override {
-            for (auto& byte : frames) byte = owner.next_recorded++;
+            if (!owner.recording) {
+                for (auto& byte : frames) byte = owner.next_recorded++;
+                return;
+            }
+            // A server: what it recorded so far, then silence.
+            const size_t taken = std::min(frames.size(), owner.readable);
+            for (size_t i = 0; i < frames.size(); ++i) frames[i] = i < taken ? owner.next_recorded++ : 0;
+            owner.readable -= taken;
         }
+        size_t readable_bytes() const override { return owner.recording ? owner.readable : 0; }
+        bool recording() const override { return owner.recording; }
+        void set_recorded_callback(std::function<void()> callback) override { owner.recorded_callback = callback; }
         void set_running(bool value) override { owner.running[direction == AudioDirection::Capture] = value; }
         void starved() override { ++owner.starved; }
         void flush() override { ++owner.flushed; }
@@ -46,6 +56,9 @@ struct FakeAudio : AudioBackend {
     std::vector<uint8_t> played;
     std::vector<uint64_t> unplayed;  // what each write said the guest still counts as queued
     uint8_t next_recorded = 1;
+    bool recording = false;  // capture: a server delivers `readable` bytes (else: a pattern, by the clock)
+    size_t readable = 0;
+    std::function<void()> recorded_callback;
     bool running[2] = {};
     int opened = 0, closed = 0, starved = 0, flushed = 0;
     AudioFormat last_format;
@@ -459,6 +472,65 @@ TEST_F(SoundTest, AGuestThatDidNotRunForAWholeBufferFindsItsCaptureStillMoving) 
     EXPECT_EQ(used(SoundDevice::kRxQueue), periods);
     advance(10ms);
     EXPECT_EQ(used(SoundDevice::kRxQueue), periods + 1);
+}
+
+TEST_F(SoundTest, CaptureCompletesAsSoonAsTheServerHasRecordedAPeriod) {
+    audio_->recording = true;
+    prepare_capture();
+    const Io a = rx(1, kPeriodBytes);
+    rx(1, kPeriodBytes);
+    rx(1, kPeriodBytes);
+    ASSERT_EQ(pcm(SoundDevice::kPcmStart, 1), SoundDevice::kStatusOk);
+    advance(10ms);
+    EXPECT_EQ(used(SoundDevice::kRxQueue), 0) << "a server that records is waited for";
+    audio_->readable = kPeriodBytes - 4;
+    advance(2ms);
+    EXPECT_EQ(used(SoundDevice::kRxQueue), 0) << "a period not yet full";
+    audio_->readable = kPeriodBytes + 4;
+    device_->service();  // as the back-end's callback does when a fragment comes
+    ASSERT_EQ(used(SoundDevice::kRxQueue), 1) << "no later than the frames are there";
+    const auto frames = driver_.get(a.data, kPeriodBytes);
+    for (uint32_t i = 0; i < kPeriodBytes; ++i) ASSERT_EQ(frames[i], static_cast<uint8_t>(1 + i)) << i;
+    // A card a little faster than the host's clock: two periods at once.
+    audio_->readable += kPeriodBytes * 2;
+    advance(1ms);
+    EXPECT_EQ(used(SoundDevice::kRxQueue), 2) << "all that is recorded, but the last buffer is held back";
+    rx(1, kPeriodBytes);
+    EXPECT_EQ(used(SoundDevice::kRxQueue), 3) << "a buffer queued while recorded frames wait is filled at once";
+    EXPECT_EQ(audio_->readable, 4u);
+}
+
+TEST_F(SoundTest, CaptureThatDoesNotComeIsSilenceAfterAGraceThenByTheClock) {
+    audio_->recording = true;
+    prepare_capture();
+    Io ios[6];
+    for (auto& io : ios) io = rx(1, kPeriodBytes);
+    ASSERT_EQ(pcm(SoundDevice::kPcmStart, 1), SoundDevice::kStatusOk);
+    advance(69ms);
+    EXPECT_EQ(used(SoundDevice::kRxQueue), 0) << "a period and the grace for a late server";
+    audio_->readable = kPeriodBytes / 2;
+    advance(1ms);
+    ASSERT_EQ(used(SoundDevice::kRxQueue), 1);
+    const auto frames = driver_.get(ios[0].data, kPeriodBytes);
+    EXPECT_EQ(frames[0], 1);
+    EXPECT_EQ(frames[kPeriodBytes - 1], 0) << "what was missing is silence";
+    EXPECT_EQ(status_at(ios[0].status).status, SoundDevice::kStatusOk);
+    // The server stays away: the guest's recording goes on at its pace.
+    advance(9ms);
+    EXPECT_EQ(used(SoundDevice::kRxQueue), 1);
+    advance(1ms);
+    EXPECT_EQ(used(SoundDevice::kRxQueue), 2);
+    advance(10ms);
+    EXPECT_EQ(used(SoundDevice::kRxQueue), 3);
+    // It comes back: the next buffer is filled as soon as a period is there,
+    // and after that the server is waited for again.
+    audio_->readable = kPeriodBytes;
+    advance(1ms);
+    EXPECT_EQ(used(SoundDevice::kRxQueue), 4);
+    advance(60ms);
+    EXPECT_EQ(used(SoundDevice::kRxQueue), 4);
+    advance(10ms);
+    EXPECT_EQ(used(SoundDevice::kRxQueue), 5);
 }
 
 TEST_F(SoundTest, RefusesMalformedIoMessagesAndKeepsNothing) {

@@ -323,6 +323,7 @@ uint32_t SoundDevice::change_state(uint32_t code, uint32_t stream_id) {
             }
             stream.host = std::move(*opened);
             stream.host->set_running(false);
+            if (stream.direction == kDirectionInput) watch_recording(stream);
         }
         stream.state = State::Prepared;
         return kStatusOk;
@@ -356,6 +357,8 @@ void SoundDevice::start(Stream& stream) {
     stream.host->set_running(true);
     const auto now = config_.now();
     stream.clock_end = now;
+    stream.capture_clock = now;
+    stream.capture_late = false;
     stream.starved = false;
     for (auto& io : stream.pending) {
         if (stream.direction == kDirectionOutput && !io.handed) hand_to_host(stream, io);
@@ -395,7 +398,7 @@ void SoundDevice::process_io(uint16_t queue_index) {
                 return;
             }
             if (!popped.chain) break;
-            Io io{std::move(*popped.chain), 0, false, std::nullopt};
+            Io io{std::move(*popped.chain), 0, false, std::nullopt, {}};
             const uint64_t writable = io.chain.writable_bytes();
             if (writable < sizeof(PcmStatus)) {
                 // No room for the status: the message cannot even be refused.
@@ -455,6 +458,12 @@ void SoundDevice::process_io(uint16_t queue_index) {
         }
         if (!queue.enable_notifications()) break;
     }
+    if (direction == kDirectionInput) {
+        // What is recorded already may fill the buffers just queued (and the
+        // one held back is free to go now).
+        service();
+        return;
+    }
     notify(queue_index);
     arm_timer();
 }
@@ -472,6 +481,7 @@ void SoundDevice::hand_to_host(Stream& stream, Io& io) {
 }
 
 void SoundDevice::schedule(Stream& stream, Io& io, Clock::time_point now) {
+    io.scheduled_at = now;
     const AudioFormat& format = stream.params->format;
     const uint64_t frames = io.data_bytes / format.frame_bytes();
     const auto duration = std::chrono::nanoseconds(frames * 1'000'000'000ull / format.rate);
@@ -506,6 +516,10 @@ void SoundDevice::service() {
     if (!context_ || stopped_) return;
     const auto now = config_.now();
     for (auto& stream : streams_) {
+        if (stream.direction == kDirectionInput) {
+            if (serve_capture(stream, now)) used_pushed_[queue_of(stream)] = true;
+            continue;
+        }
         bool completed = false;
         while (!stream.pending.empty() && stream.pending.front().due && *stream.pending.front().due <= now) {
             if (holds_last_capture_buffer(stream)) break;
@@ -526,6 +540,78 @@ void SoundDevice::service() {
     arm_timer();
 }
 
+bool SoundDevice::serve_capture(Stream& stream, Clock::time_point now) {
+    bool completed = false;
+    while (!stream.pending.empty() && stream.pending.front().due && !holds_last_capture_buffer(stream)) {
+        Io& io = stream.pending.front();
+        const bool recorded = stream.host && stream.host->readable_bytes() >= io.data_bytes;
+        if (!recorded) {
+            const auto deadline = capture_deadline(stream);
+            if (deadline > now) break;
+            // Late or away: the guest gets silence on time, by the device's
+            // clock, until recorded audio comes again.
+            stream.capture_late = true;
+            stream.capture_clock = deadline;
+        } else {
+            stream.capture_late = false;
+            stream.capture_clock = now;
+        }
+        complete(stream, io, kStatusOk, true);
+        stream.pending.pop_front();
+        completed = true;
+    }
+    return completed;
+}
+
+SoundDevice::Clock::time_point SoundDevice::capture_deadline(const Stream& stream) const {
+    // A period's time after the last one, and while the server records and
+    // was on time so far, a grace for its lateness: a loaded host's server
+    // sends fragments tens of ms late now and then, and waiting for them is
+    // a delay the guest does not notice, where silence would be a dropout.
+    // But Linux gives up a read that found no period for 1.1 buffer times
+    // (at least 100 ms) with EIO: the wait stays well inside that.
+    using std::chrono::milliseconds;
+    const Io& io = stream.pending.front();
+    const auto period = period_of(stream, io);
+    Clock::duration grace{};
+    if (!stream.capture_late && stream.host && stream.host->recording()) {
+        const AudioFormat& format = stream.params->format;
+        const auto buffer = std::chrono::nanoseconds(uint64_t{stream.params->buffer_bytes} / format.frame_bytes() *
+                                                     1'000'000'000ull / format.rate);
+        const auto guest_patience =
+            std::max<Clock::duration>(milliseconds(100), std::chrono::duration_cast<Clock::duration>(buffer * 11 / 10));
+        grace = std::clamp<Clock::duration>(guest_patience - period - milliseconds(30), Clock::duration{},
+                                            milliseconds(60));
+    }
+    // (Never sooner than a period after the buffer came: a guest that left
+    // the device without buffers gets no burst of silence.)
+    return std::max(stream.capture_clock, io.scheduled_at) + period + grace;
+}
+
+SoundDevice::Clock::duration SoundDevice::period_of(const Stream& stream, const Io& io) {
+    const AudioFormat& format = stream.params->format;
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(
+        uint64_t{io.data_bytes} / format.frame_bytes() * 1'000'000'000ull / format.rate));
+}
+
+void SoundDevice::watch_recording(Stream& stream) {
+    if (!context_ || !context_->event_loop) return;  // tests call service() themselves
+    EventLoop* loop = context_->event_loop;
+    std::weak_ptr<std::atomic<bool>> posted = recorded_posted_;
+    stream.host->set_recorded_callback([this, loop, posted] {
+        auto flag = posted.lock();
+        // One service() in flight at a time: the server delivers a fragment
+        // every few ms, and one pass completes all that is filled.
+        if (!flag || flag->exchange(true)) return;
+        loop->post([this, posted] {
+            auto flag = posted.lock();
+            if (!flag) return;
+            flag->store(false);
+            service();
+        });
+    });
+}
+
 bool SoundDevice::holds_last_capture_buffer(const Stream& stream) {
     // A capture stream's last buffer waits for the guest to queue another.
     // Linux's snd_virtio tells the stream's progress by the position in its
@@ -542,7 +628,8 @@ void SoundDevice::arm_timer() {
     std::optional<Clock::time_point> next;
     for (const auto& stream : streams_) {
         if (stream.pending.empty() || !stream.pending.front().due || holds_last_capture_buffer(stream)) continue;
-        if (!next || *stream.pending.front().due < *next) next = stream.pending.front().due;
+        const auto due = stream.direction == kDirectionInput ? capture_deadline(stream) : *stream.pending.front().due;
+        if (!next || due < *next) next = due;
     }
     if (timer_deadline_ == next) return;
     if (timer_) context_->event_loop->cancel_timer(*timer_);

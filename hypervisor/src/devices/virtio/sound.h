@@ -6,13 +6,19 @@
 // START when it was queued for pre-buffering) and completed once its frames
 // have been played at the stream's rate by the device's own clock, so the
 // guest neither stalls nor races when the server is slow or away. A capture
-// buffer is filled from the back-end and completed at the same real-time pace.
+// buffer is completed as soon as the back-end has recorded enough to fill it
+// (section 5.14.6.8.2: the device returns it when it is full), so the guest
+// hears with no more delay than the server's and follows the sound card's
+// clock; when recorded audio does not come (the server is away, hung, or very
+// late), buffers complete by the device's clock, with silence, so the guest
+// never stalls either.
 #pragma once
 
 #include "devices/audio_backend.h"
 #include "devices/virtio/device.h"
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -105,7 +111,8 @@ private:
         DescriptorChain chain;
         uint32_t data_bytes = 0;  // frames to play or record
         bool handed = false;      // playback: already written to the back-end
-        std::optional<Clock::time_point> due;
+        std::optional<Clock::time_point> due;  // playback: when played; capture: whether started
+        Clock::time_point scheduled_at{};       // capture: when the stream could first fill it
     };
     struct Stream {
         uint8_t direction = kDirectionOutput;
@@ -118,6 +125,10 @@ private:
         std::unique_ptr<AudioStream> host;
         bool starved = false;
         bool drained = false;  // stopped with nothing queued: the host plays out its tail
+        // Capture: when the last buffer completed (or the stream started),
+        // and whether recorded audio failed to come in time since.
+        Clock::time_point capture_clock{};
+        bool capture_late = false;
     };
 
     bool usable(uint16_t queue) const;
@@ -135,6 +146,10 @@ private:
     void hand_to_host(Stream& stream, Io& io);
     void schedule(Stream& stream, Io& io, Clock::time_point now);
     void complete(Stream& stream, Io& io, uint32_t status, bool fill);
+    bool serve_capture(Stream& stream, Clock::time_point now);
+    Clock::time_point capture_deadline(const Stream& stream) const;
+    static Clock::duration period_of(const Stream& stream, const Io& io);
+    void watch_recording(Stream& stream);
     void arm_timer();
     static bool holds_last_capture_buffer(const Stream& stream);
     uint16_t queue_of(const Stream& stream) const { return stream.direction == kDirectionOutput ? kTxQueue : kRxQueue; }
@@ -149,6 +164,10 @@ private:
     uint64_t rejected_requests_ = 0;
     uint64_t guest_underruns_ = 0;
     bool used_pushed_[4] = {};
+    // Set while a service() for newly recorded audio is posted to the I/O
+    // thread; the back-end's callbacks hold it weakly, so one that comes
+    // after the device is gone does nothing.
+    std::shared_ptr<std::atomic<bool>> recorded_posted_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 }  // namespace atl::vmm::virtio
