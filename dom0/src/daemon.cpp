@@ -3,6 +3,7 @@
 #include <atoll/dom0/store.h>
 #include <atoll/vmm/config.h>
 
+#include "audio_state.h"
 #include "control_client.h"
 #include "display_watch.h"
 #include "log.h"
@@ -123,22 +124,6 @@ Outcome<vmm::VmConfig> to_vmm_config(const VmDefinition& d, const std::string& s
     return config;
 }
 
-// The "audio" object of atoll-vmm's status, greeting and events.
-std::optional<AudioState> audio_state_from(const nlohmann::json& audio) {
-    if (!audio.is_object()) return std::nullopt;
-    AudioState state;
-    if (audio.contains("connected") && audio["connected"].is_boolean()) state.connected = audio["connected"].get<bool>();
-    if (audio.contains("underruns") && audio["underruns"].is_number_unsigned())
-        state.underruns = audio["underruns"].get<uint64_t>();
-    if (audio.contains("playback") && audio["playback"].is_object()) {
-        const auto& playback = audio["playback"];
-        if (playback.contains("volume_percent") && playback["volume_percent"].is_number_unsigned())
-            state.volume_percent = std::min(playback["volume_percent"].get<unsigned>(), 150u);
-        if (playback.contains("muted") && playback["muted"].is_boolean()) state.muted = playback["muted"].get<bool>();
-    }
-    return state;
-}
-
 // What atoll-vmm's --exit-file says, if it is there and well-formed.
 std::optional<VmmEnd> read_exit_file(const std::string& path) {
     std::ifstream file(path);
@@ -224,9 +209,9 @@ public:
     }
     void set_audio_locked(Vm& vm, std::optional<AudioState> audio) {
         if (!vm.run || audio == vm.run->audio) return;
-        if (audio && vm.run->audio && audio->underruns > vm.run->audio->underruns)
-            log_warning("VM '" + vm.definition.name + "': " + std::to_string(audio->underruns) +
-                        " audio underruns so far (PulseAudio ran out of its sound)");
+        if (audio && vm.run->audio)
+            for (const auto& news : audio_trouble_news(*vm.run->audio, *audio))
+                log_warning("VM '" + vm.definition.name + "': " + news);
         vm.run->audio = audio;
         if (observer) observer->vm_changed(info_locked(vm), false);
     }
@@ -250,8 +235,8 @@ public:
         if (!reply) return fault(reply.error().kind, "VM '" + name + "': " + reply.error().message);
         std::lock_guard lock(mutex);
         auto vm = find_locked(uuid);
-        if (vm && vm->run && vm->run->id == run_id && reply->contains("audio"))
-            set_audio_locked(*vm, audio_state_from((*reply)["audio"]));
+        if (vm && vm->run && vm->run->id == run_id && reply->contains("audio") && (*reply)["audio"].is_object())
+            set_audio_locked(*vm, audio_state_from((*reply)["audio"], vm->run->audio));
         return {};
     }
 
@@ -440,8 +425,11 @@ public:
         if (!vm || !vm->run || vm->run->id != run_id || vm->runtime.state == VmState::Starting) return;
         RuntimeRecord record = vm->runtime;
         const std::string kind = event.value("event", "");
-        if (kind == "audio" && event.contains("audio")) {
-            set_audio_locked(*vm, audio_state_from(event["audio"]));
+        if (kind == "audio") {
+            // Only a VM with sound sends these, and it keeps its sound while it
+            // runs: anything but an object is a malformed event, ignored.
+            if (event.contains("audio") && event["audio"].is_object())
+                set_audio_locked(*vm, audio_state_from(event["audio"], vm->run->audio));
             return;
         }
         if (kind == "state" && event.contains("state") && event["state"].is_string()) {

@@ -185,6 +185,9 @@ public:
             if (now.muted != before.muted) names.push_back("AudioMuted");
             if (now.connected != before.connected) names.push_back("AudioConnected");
             if (now.underruns != before.underruns) names.push_back("AudioUnderruns");
+            if (now.overruns != before.overruns) names.push_back("AudioOverruns");
+            if (now.dropped_frames != before.dropped_frames) names.push_back("AudioDroppedFrames");
+            if (now.capture_gaps != before.capture_gaps) names.push_back("AudioCaptureGaps");
         }
         if (info.vnc != last_.vnc) {
             names.push_back("VncAddress");
@@ -279,6 +282,9 @@ private:
     bool AudioMuted() override { return status().audio.value_or(AudioState{}).muted; }
     bool AudioConnected() override { return status().audio.value_or(AudioState{}).connected; }
     uint64_t AudioUnderruns() override { return status().audio.value_or(AudioState{}).underruns; }
+    uint64_t AudioOverruns() override { return status().audio.value_or(AudioState{}).overruns; }
+    uint64_t AudioDroppedFrames() override { return status().audio.value_or(AudioState{}).dropped_frames; }
+    uint64_t AudioCaptureGaps() override { return status().audio.value_or(AudioState{}).capture_gaps; }
     std::string VncAddress() override {
         const auto vnc = status().vnc;
         return vnc ? make_valid_utf8(vnc_address_text(*vnc)) : std::string();

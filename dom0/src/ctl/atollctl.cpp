@@ -258,13 +258,24 @@ int cmd_audio(Ctl& ctl, const std::string& name, std::optional<unsigned> volume,
     }
     const unsigned percent = vm->AudioVolume();
     const bool is_muted = vm->AudioMuted(), connected = vm->AudioConnected();
-    const uint64_t underruns = vm->AudioUnderruns();
+    const uint64_t underruns = vm->AudioUnderruns(), overruns = vm->AudioOverruns();
+    const uint64_t dropped_frames = vm->AudioDroppedFrames(), capture_gaps = vm->AudioCaptureGaps();
     if (ctl.as_json()) {
-        print_json({{"volume_percent", percent}, {"muted", is_muted}, {"connected", connected}, {"underruns", underruns}});
+        print_json({{"volume_percent", percent},
+                    {"muted", is_muted},
+                    {"connected", connected},
+                    {"underruns", underruns},
+                    {"overruns", overruns},
+                    {"dropped_frames", dropped_frames},
+                    {"capture_gaps", capture_gaps}});
     } else {
-        std::printf("Volume:       %u%%%s\n", percent, is_muted ? " (muted)" : "");
-        std::printf("PulseAudio:   %s\n", connected ? "connected" : "not reachable (retrying)");
-        std::printf("Underruns:    %llu\n", static_cast<unsigned long long>(underruns));
+        auto count = [](uint64_t value) { return static_cast<unsigned long long>(value); };
+        std::printf("Volume:         %u%%%s\n", percent, is_muted ? " (muted)" : "");
+        std::printf("PulseAudio:     %s\n", connected ? "connected" : "not reachable (retrying)");
+        std::printf("Underruns:      %llu\n", count(underruns));
+        std::printf("Overruns:       %llu\n", count(overruns));
+        std::printf("Dropped frames: %llu\n", count(dropped_frames));
+        std::printf("Capture gaps:   %llu\n", count(capture_gaps));
     }
     return kCtlOk;
 }

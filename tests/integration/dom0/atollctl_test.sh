@@ -193,14 +193,19 @@ expect_exit 4 "no sound while it is off: exit 4" ctl audio sound
 expect_exit 0 "start it" ctl start sound
 expect_exit 0 "audio shows the sound" ctl audio sound
 check "full volume, server not reachable" bash -c "grep -q '^Volume: *100%\$' '$work/out' && grep -q 'not reachable' '$work/out'"
+check "every trouble counter, none yet" bash -c "for c in Underruns Overruns 'Dropped frames' 'Capture gaps'; do grep -q \"^\$c: *0\\\$\" '$work/out' || exit 1; done"
 expect_exit 0 "set volume and mute" ctl audio sound --volume 40 --mute
 check "the change shows" has "^Volume: *40% (muted)"
 check "busctl: AudioVolume" bash -c "busctl --address='$ADDR' get-property org.atoll.Atoll1 \
   \$(busctl --address='$ADDR' call org.atoll.Atoll1 /org/atoll/Atoll1 org.atoll.Atoll1.Manager LookupByName s sound | cut -d'\"' -f2) \
   org.atoll.Atoll1.VM AudioVolume | grep -q '^u 40\$'"
+check "busctl: the counters atoll-vmm reports" bash -c "busctl --address='$ADDR' get-property org.atoll.Atoll1 \
+  \$(busctl --address='$ADDR' call org.atoll.Atoll1 /org/atoll/Atoll1 org.atoll.Atoll1.Manager LookupByName s sound | cut -d'\"' -f2) \
+  org.atoll.Atoll1.VM AudioUnderruns AudioOverruns AudioDroppedFrames AudioCaptureGaps | tr '\n' ' ' | grep -q '^t 0 t 0 t 0 t 0 \$'"
 expect_exit 2 "volume out of range: exit 2" ctl audio sound --volume 151
 expect_exit 0 "unmute" ctl audio sound --unmute --json
 check "--json says unmuted at 40" python3 -c "import json,sys; d=json.load(open('$work/out')); sys.exit(d['muted'] or d['volume_percent']!=40)"
+check "--json has every counter" python3 -c "import json,sys; d=json.load(open('$work/out')); sys.exit([d[k] for k in ('underruns','overruns','dropped_frames','capture_gaps')] != [0]*4)"
 expect_exit 4 "a VM without sound: exit 4" ctl audio web
 check "says it has none" has "no \"audio\"" err
 expect_exit 0 "force-stop the VM with sound" ctl force-stop sound

@@ -3,6 +3,7 @@
 #include <atoll/dom0/dbus_service.h>
 #include <atoll/dom0/store.h>
 
+#include "control_client.h"
 #include "harness.h"
 
 #include <sdbus-c++/sdbus-c++.h>
@@ -134,12 +135,14 @@ protected:
     std::unique_ptr<testing::PrivateBus> bus;
     std::unique_ptr<testing::Atolld> atolld;
     std::unique_ptr<Client> client;
+    std::string vmm = testing::kVmm;  // what atolld runs as atoll-vmm
 
     void SetUp() override {
         ATOLL_REQUIRE_VMM();
         bus = std::make_unique<testing::PrivateBus>(dir.path());
         ASSERT_TRUE(bus->ok()) << "dbus-daemon did not start";
         atolld = std::make_unique<testing::Atolld>(bus->address(), testing::Atolld::paths_in(dir));
+        atolld->vmm = vmm;
         ASSERT_TRUE(atolld->start()) << atolld->log();
         client = std::make_unique<Client>(bus->address());
     }
@@ -265,6 +268,142 @@ TEST_F(DbusTest, LifecycleEmitsStateChangedAndPropertiesChanged) {
     for (const auto& line : signals.lines())
         state_property_changed |= line.rfind("org.freedesktop.DBus.Properties.PropertiesChanged State", 0) == 0;
     EXPECT_TRUE(state_property_changed);
+}
+
+// atolld with a stand-in atoll-vmm (fake-audio-vmm.py) that reports whatever
+// audio counters the test makes it send, as atoll-vmm's audio events.
+class DbusAudioTest : public DbusTest {
+protected:
+    DbusAudioTest() { vmm = kFakeAudioVmm; }
+
+    static inline const std::string kFakeAudioVmm = FAKE_AUDIO_VMM_PATH;
+
+    // Makes the stand-in send `line` to atolld, over a control connection of our own.
+    void vmm_sends(const std::string& path, const std::string& line) {
+        const std::string socket =
+            atolld->paths().runtime + "/vms/" + client->vm_property<std::string>(path, "UUID") + ".ctl";
+        auto control = ControlClient::connect(socket, 5000ms);
+        ASSERT_TRUE(control) << control.error().message;
+        auto sent = (*control)->request("test-send", 5000ms, {{"line", line}});
+        ASSERT_TRUE(sent) << sent.error().message;
+    }
+    static std::string audio_event(const std::string& counters) {
+        return R"({"event": "audio", "audio": {"backend": "pulse", "connected": true, )" + counters +
+               R"(, "playback": {"volume_percent": 100, "muted": false}, "capture": {"volume_percent": 100, "muted": false}}})";
+    }
+    struct Counters {
+        uint64_t underruns, overruns, dropped_frames, capture_gaps;
+        bool operator==(const Counters&) const = default;
+        friend std::ostream& operator<<(std::ostream& out, const Counters& c) {
+            return out << "underruns " << c.underruns << ", overruns " << c.overruns << ", dropped frames "
+                       << c.dropped_frames << ", capture gaps " << c.capture_gaps;
+        }
+    };
+    Counters counters(const std::string& path) {
+        return {client->vm_property<uint64_t>(path, "AudioUnderruns"), client->vm_property<uint64_t>(path, "AudioOverruns"),
+                client->vm_property<uint64_t>(path, "AudioDroppedFrames"),
+                client->vm_property<uint64_t>(path, "AudioCaptureGaps")};
+    }
+    size_t log_count(const std::string& text) {
+        const std::string log = atolld->log();
+        size_t count = 0;
+        for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++count;
+        return count;
+    }
+};
+
+TEST_F(DbusAudioTest, EveryCounterReachesDbusAndAtollctl) {
+    const std::string path = define("sound", "poweroff-on-button", R"(, "audio": {})");
+    ASSERT_EQ(client->vm_call(path, "Start"), "") << atolld->log();
+    ASSERT_TRUE(client->vm_property<bool>(path, "HasAudio"));
+    EXPECT_TRUE(client->vm_property<bool>(path, "AudioConnected"));
+    EXPECT_EQ(counters(path), (Counters{0, 0, 0, 0}));
+
+    SignalLog signals(bus->address());
+    vmm_sends(path, audio_event(R"("underruns": 2, "overruns": 5, "dropped_frames": 4800, "capture_gaps": 7)"));
+    EXPECT_TRUE(signals.wait_for(
+        "org.freedesktop.DBus.Properties.PropertiesChanged AudioCaptureGaps AudioDroppedFrames AudioOverruns AudioUnderruns"));
+    EXPECT_EQ(counters(path), (Counters{2, 5, 4800, 7}));
+
+    // Only what changed is announced.
+    vmm_sends(path, audio_event(R"("underruns": 2, "overruns": 5, "dropped_frames": 9600, "capture_gaps": 7)"));
+    EXPECT_TRUE(signals.wait_for("org.freedesktop.DBus.Properties.PropertiesChanged AudioDroppedFrames"));
+    EXPECT_EQ(counters(path), (Counters{2, 5, 9600, 7}));
+
+    // One log line per counter that grew, in words.
+    EXPECT_TRUE(eventually([&] { return log_count("audio frames dropped so far") == 2; })) << atolld->log();
+    EXPECT_EQ(log_count("'sound': 4800 audio frames dropped so far"), 1u);
+    EXPECT_EQ(log_count("'sound': 9600 audio frames dropped so far"), 1u);
+    EXPECT_EQ(log_count("'sound': 7 audio capture gaps so far"), 1u);
+    EXPECT_EQ(log_count("'sound': 2 audio underruns so far"), 1u);
+    EXPECT_EQ(log_count("overrun"), 0u);
+
+    auto shown = atolld->ctl({"audio", "sound"});
+    EXPECT_EQ(shown.exit_code, 0) << shown.err;
+    EXPECT_NE(shown.out.find("Underruns:      2\n"), std::string::npos) << shown.out;
+    EXPECT_NE(shown.out.find("Overruns:       5\n"), std::string::npos) << shown.out;
+    EXPECT_NE(shown.out.find("Dropped frames: 9600\n"), std::string::npos) << shown.out;
+    EXPECT_NE(shown.out.find("Capture gaps:   7\n"), std::string::npos) << shown.out;
+    shown = atolld->ctl({"--json", "audio", "sound"});
+    ASSERT_EQ(shown.exit_code, 0) << shown.err;
+    const auto json = nlohmann::json::parse(shown.out, nullptr, false);
+    ASSERT_TRUE(json.is_object()) << shown.out;
+    EXPECT_EQ(json.value("underruns", 0), 2);
+    EXPECT_EQ(json.value("overruns", 0), 5);
+    EXPECT_EQ(json.value("dropped_frames", 0), 9600);
+    EXPECT_EQ(json.value("capture_gaps", 0), 7);
+
+    // The counters go with the run.
+    ASSERT_EQ(client->vm_call(path, "ForceStop"), "");
+    EXPECT_FALSE(client->vm_property<bool>(path, "HasAudio"));
+    EXPECT_EQ(counters(path), (Counters{0, 0, 0, 0}));
+}
+
+// Bad counters from atoll-vmm: the bad field keeps its value, the good ones
+// of the same event are taken, atolld goes on.
+TEST_F(DbusAudioTest, MalformedCountersChangeNothingElse) {
+    const std::string path = define("sound", "poweroff-on-button", R"(, "audio": {})");
+    ASSERT_EQ(client->vm_call(path, "Start"), "") << atolld->log();
+    const uint32_t pid = client->vm_property<uint32_t>(path, "VmmPid");
+    SignalLog signals(bus->address());
+    vmm_sends(path, audio_event(R"("underruns": 1, "overruns": 2, "dropped_frames": 3, "capture_gaps": 4)"));
+    ASSERT_TRUE(eventually([&] { return counters(path) == Counters{1, 2, 3, 4}; }));
+
+    vmm_sends(path, audio_event(R"("underruns": 10, "overruns": "many", "dropped_frames": -1, "capture_gaps": 2.5)"));
+    EXPECT_TRUE(signals.wait_for("org.freedesktop.DBus.Properties.PropertiesChanged AudioUnderruns"));
+    EXPECT_EQ(counters(path), (Counters{10, 2, 3, 4}));
+    vmm_sends(path, audio_event(R"("underruns": 11, "overruns": null, "dropped_frames": 1e30, "capture_gaps": [4])"));
+    EXPECT_TRUE(eventually([&] { return counters(path) == Counters{11, 2, 3, 4}; })) << counters(path);
+    vmm_sends(path, audio_event(R"("underruns": 12)"));  // the others missing
+    EXPECT_TRUE(eventually([&] { return counters(path) == Counters{12, 2, 3, 4}; })) << counters(path);
+    // Not an object, not JSON, a line too long: no change at all.
+    vmm_sends(path, R"({"event": "audio", "audio": "loud"})");
+    vmm_sends(path, R"({"event": "audio", "audio": {"dropped_frames": )");
+    vmm_sends(path, R"({"event": "audio", "audio": {"dropped_frames": 1, "x": ")" + std::string(70000, 'x') + "\"}}");
+    // A well-formed event after them shows that they were read and passed over.
+    vmm_sends(path, audio_event(R"("underruns": 13, "overruns": 2, "dropped_frames": 3, "capture_gaps": 4)"));
+    EXPECT_TRUE(eventually([&] { return counters(path).underruns == 13; }));
+    EXPECT_EQ(counters(path), (Counters{13, 2, 3, 4}));
+    EXPECT_TRUE(client->vm_property<bool>(path, "HasAudio"));
+    EXPECT_TRUE(client->vm_property<bool>(path, "AudioConnected"));
+    EXPECT_EQ(client->vm_property<uint32_t>(path, "AudioVolume"), 100u);
+    EXPECT_EQ(client->state(path), "running");
+    EXPECT_EQ(client->vm_property<uint32_t>(path, "VmmPid"), pid);
+    EXPECT_TRUE(atolld->running());
+    // No counter but underruns was announced after the first event.
+    size_t announced_others = 0;
+    bool first = true;
+    for (const auto& line : signals.lines()) {
+        if (line.find("AudioCaptureGaps") == std::string::npos && line.find("AudioOverruns") == std::string::npos &&
+            line.find("AudioDroppedFrames") == std::string::npos)
+            continue;
+        if (first) first = false;
+        else ++announced_others;
+    }
+    EXPECT_EQ(announced_others, 0u);
+    // Bad values are no news for the log either.
+    EXPECT_EQ(log_count("audio frames dropped so far"), 1u);
+    EXPECT_EQ(log_count("audio capture gaps so far"), 1u);
 }
 
 TEST_F(DbusTest, AutostartIsWritable) {

@@ -230,11 +230,13 @@ public:
         std::filesystem::create_directories(paths_.storage);
     }
 
+    std::string vmm = kVmm;  // what atolld runs as atoll-vmm
+
     // Starts atolld and waits until it owns org.atoll.Atoll1.
     bool start() {
         std::vector<std::string> argv{kAtolld,         "--bus-address", bus_address_,   "--database",
                                       paths_.database, "--runtime-dir", paths_.runtime, "--storage-dir",
-                                      paths_.storage,  "--vmm",         kVmm};
+                                      paths_.storage,  "--vmm",         vmm};
         argv.insert(argv.end(), extra_.begin(), extra_.end());
         process_.start(argv, paths_.log);
         // Up when the name's owner is this process (not another atolld).

@@ -51,10 +51,14 @@ struct VncEndpoint {
 // "127.0.0.1:5900", "[::1]:5900".
 std::string vnc_address_text(const VncEndpoint& endpoint);
 
-// A running VM's sound, as atoll-vmm last reported it.
+// A running VM's sound, as atoll-vmm last reported it (the counters as in
+// hypervisor/docs/control-protocol.md, `status`).
 struct AudioState {
     bool connected = false;  // the PulseAudio server is reachable
-    uint64_t underruns = 0;
+    uint64_t underruns = 0;       // PulseAudio ran out of the VM's playback
+    uint64_t overruns = 0;        // recorded audio dropped: the guest did not take it in time
+    uint64_t dropped_frames = 0;  // playback frames PulseAudio could not take in time
+    uint64_t capture_gaps = 0;    // recorded audio came too late: silence in a capture buffer
     unsigned volume_percent = 100;  // of its playback stream (0-150)
     bool muted = false;
     bool operator==(const AudioState&) const = default;
