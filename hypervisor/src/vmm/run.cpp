@@ -70,7 +70,7 @@ public:
     }
 
     // An "audio" event when the sound's state moved: volume or mute changed in
-    // the mixer, the server came or went, underruns grew.
+    // the mixer, the server came or went, a counter grew.
     void announce_audio_if_changed() {
         std::lock_guard lock(mutex_);
         if (!audio_) return;
