@@ -72,6 +72,6 @@ check "busctl: Undefine" $B call org.atoll.Atoll1 "$P" org.atoll.Atoll1.VM Undef
 check "busctl: no VM left" sh -c "$B get-property org.atoll.Atoll1 /org/atoll/Atoll1 org.atoll.Atoll1.Manager VMCount | grep -q 'u 0'"
 
 kill $watchdog 2>/dev/null
-[ $failures -eq 0 ] || dump_logs
+[ $failures -eq 0 ] || { dump_logs; report_nested_faults; }
 echo "dom0 lifecycle finished with $failures failure(s)"
 [ $failures -eq 0 ]
