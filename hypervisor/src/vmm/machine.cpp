@@ -374,10 +374,17 @@ void Machine::run_vcpu(hv::Vcpu& vcpu) {
         case hv::VcpuExit::Kind::SystemReset:
             request_stop(StopReason::Reset);
             break;
-        case hv::VcpuExit::Kind::Shutdown:
-            request_stop(StopReason::TripleFault,
-                         fmt::format("vCPU {} triple-faulted\n{}", vcpu.index(), describe_vcpu(vcpu)));
+        case hv::VcpuExit::Kind::Shutdown: {
+            std::string message = fmt::format("vCPU {} triple-faulted\n{}", vcpu.index(), describe_vcpu(vcpu));
+            // KVM on AMD INITs the vCPU at the shutdown intercept, as the VMCB is
+            // undefined after one (arch/x86/kvm/svm/svm.c, shutdown_interception),
+            // so the registers are then the reset state, not the faulting one.
+            if (in_reset_state(vcpu))
+                message += "\n  (the reset state: KVM re-initialised the vCPU at the shutdown, so the faulting "
+                           "state is lost; the guest's console shows how far it got)";
+            request_stop(StopReason::TripleFault, std::move(message));
             break;
+        }
         case hv::VcpuExit::Kind::InternalError:
         case hv::VcpuExit::Kind::FailEntry:
             request_stop(StopReason::InternalError,
@@ -393,6 +400,13 @@ void Machine::run_vcpu(hv::Vcpu& vcpu) {
             break;
         }
     }
+}
+
+bool Machine::in_reset_state(hv::Vcpu& vcpu) {
+    auto regs = vcpu.registers();
+    auto sregs = vcpu.special_registers();
+    // Power-on/INIT state: CS selector F000, IP FFF0, paging and protection off (SDM vol. 3A, 9.1.1).
+    return regs && sregs && regs->rip == 0xfff0 && sregs->cs.selector == 0xf000 && (sregs->cr0 & 1) == 0;
 }
 
 std::string Machine::describe_vcpu(hv::Vcpu& vcpu) {

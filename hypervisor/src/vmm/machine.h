@@ -76,6 +76,7 @@ private:
     Result<void> load_guest();
     void run_vcpu(hv::Vcpu& vcpu);
     std::string describe_vcpu(hv::Vcpu& vcpu);
+    static bool in_reset_state(hv::Vcpu& vcpu);
 
     VmConfig config_;
     std::unique_ptr<hv::Vm> vm_;

@@ -66,6 +66,6 @@ else
 fi
 
 kill $watchdog 2>/dev/null
-[ $failures -eq 0 ] || dump_logs
+[ $failures -eq 0 ] || { dump_logs; report_nested_faults; }
 echo "console viewer scenario finished with $failures failure(s)"
 [ $failures -eq 0 ]

@@ -7,7 +7,17 @@ export SYSTEMD_PAGER=cat PAGER=cat SYSTEMD_COLORS=0
 dump_logs() {
     echo "---- atolld's log"; cat /tmp/atolld.log
     echo "---- console"; cat /tmp/console.log
+    [ -f /tmp/console2.log ] && { echo "---- console (busctl's boot)"; cat /tmp/console2.log; }
     echo "---- atoll-vmm's log"; cat /run/atoll/vms/*.log 2>/dev/null | tail -n 40
+    # A guest that stops mid-line: are its vCPU threads in KVM_RUN (ioctl,
+    # syscall 16) or blocked in atoll-vmm (futex, 202)?
+    for pid in $(pidof atoll-vmm); do
+        echo "---- atoll-vmm $pid threads: state, user and system ticks, syscall"
+        for t in /proc/$pid/task/*; do
+            echo "${t##*/}: $(cut -d' ' -f3,14,15 "$t/stat") syscall $(cut -d' ' -f1-3 "$t/syscall" 2>/dev/null)"
+        done
+    done
+    echo "---- the test host's kernel"; dmesg | tail -n 15
     echo "---- dbus-daemon's log"; tail -n 20 /tmp/dbus.log
     echo "---- processes"; ps
 }
@@ -62,6 +72,6 @@ check "busctl: Undefine" $B call org.atoll.Atoll1 "$P" org.atoll.Atoll1.VM Undef
 check "busctl: no VM left" sh -c "$B get-property org.atoll.Atoll1 /org/atoll/Atoll1 org.atoll.Atoll1.Manager VMCount | grep -q 'u 0'"
 
 kill $watchdog 2>/dev/null
-[ $failures -eq 0 ] || dump_logs
+[ $failures -eq 0 ] || { dump_logs; report_nested_faults; }
 echo "dom0 lifecycle finished with $failures failure(s)"
 [ $failures -eq 0 ]
