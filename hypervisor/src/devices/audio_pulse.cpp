@@ -110,6 +110,7 @@ private:
     static void on_read(pa_stream* stream, size_t bytes, void* self);
     static void on_timing(pa_stream* stream, int success, void* self);
     bool ready() const { return stream_ && pa_stream_get_state(stream_) == PA_STREAM_READY; }
+    bool records() const { return ready() && running_; }  // capture, with the lock held
     void write_locked(const uint8_t* data, size_t bytes);
     // Playback: the server's latency for us (its queue and the sink's
     // buffer), from its last timing report carried forward by the clock;
@@ -699,7 +700,7 @@ void PulseStream::read(std::span<uint8_t> frames) {
     std::copy_n(recorded_.begin(), taken, frames.begin());
     recorded_.erase(recorded_.begin(), recorded_.begin() + static_cast<ptrdiff_t>(taken));
     std::fill(frames.begin() + static_cast<ptrdiff_t>(taken), frames.end(), 0);
-    if (taken < frames.size() && ready() && running_) backend_.count_capture_gap();
+    if (taken < frames.size() && records()) backend_.count_capture_gap();
 }
 
 size_t PulseStream::readable_bytes() const {
@@ -709,7 +710,7 @@ size_t PulseStream::readable_bytes() const {
 
 bool PulseStream::recording() const {
     PulseBackend::Lock lock(backend_.loop());
-    return ready() && running_;
+    return records();
 }
 
 void PulseStream::set_recorded_callback(std::function<void()> callback) {

@@ -35,7 +35,6 @@ struct FakeAudio : AudioBackend {
         }
         size_t readable_bytes() const override { return owner.recording ? owner.readable : 0; }
         bool recording() const override { return owner.recording; }
-        void set_recorded_callback(std::function<void()> callback) override { owner.recorded_callback = callback; }
         void set_running(bool value) override { owner.running[direction == AudioDirection::Capture] = value; }
         void starved() override { ++owner.starved; }
         void flush() override { ++owner.flushed; }
@@ -58,7 +57,6 @@ struct FakeAudio : AudioBackend {
     uint8_t next_recorded = 1;
     bool recording = false;  // capture: a server delivers `readable` bytes (else: a pattern, by the clock)
     size_t readable = 0;
-    std::function<void()> recorded_callback;
     bool running[2] = {};
     int opened = 0, closed = 0, starved = 0, flushed = 0;
     AudioFormat last_format;

@@ -482,11 +482,8 @@ void SoundDevice::hand_to_host(Stream& stream, Io& io) {
 
 void SoundDevice::schedule(Stream& stream, Io& io, Clock::time_point now) {
     io.scheduled_at = now;
-    const AudioFormat& format = stream.params->format;
-    const uint64_t frames = io.data_bytes / format.frame_bytes();
-    const auto duration = std::chrono::nanoseconds(frames * 1'000'000'000ull / format.rate);
     const auto begin = std::max(now, stream.clock_end);
-    io.due = begin + std::chrono::duration_cast<Clock::duration>(duration);
+    io.due = begin + duration_of(stream.params->format, io.data_bytes);
     stream.clock_end = *io.due;
 }
 
@@ -522,7 +519,6 @@ void SoundDevice::service() {
         }
         bool completed = false;
         while (!stream.pending.empty() && stream.pending.front().due && *stream.pending.front().due <= now) {
-            if (holds_last_capture_buffer(stream)) break;
             complete(stream, stream.pending.front(), kStatusOk, true);
             stream.pending.pop_front();
             completed = true;
@@ -572,14 +568,11 @@ SoundDevice::Clock::time_point SoundDevice::capture_deadline(const Stream& strea
     // (at least 100 ms) with EIO: the wait stays well inside that.
     using std::chrono::milliseconds;
     const Io& io = stream.pending.front();
-    const auto period = period_of(stream, io);
+    const auto period = duration_of(stream.params->format, io.data_bytes);
     Clock::duration grace{};
     if (!stream.capture_late && stream.host && stream.host->recording()) {
-        const AudioFormat& format = stream.params->format;
-        const auto buffer = std::chrono::nanoseconds(uint64_t{stream.params->buffer_bytes} / format.frame_bytes() *
-                                                     1'000'000'000ull / format.rate);
-        const auto guest_patience =
-            std::max<Clock::duration>(milliseconds(100), std::chrono::duration_cast<Clock::duration>(buffer * 11 / 10));
+        const auto buffer = duration_of(stream.params->format, stream.params->buffer_bytes);
+        const auto guest_patience = std::max<Clock::duration>(milliseconds(100), buffer * 11 / 10);
         grace = std::clamp<Clock::duration>(guest_patience - period - milliseconds(30), Clock::duration{},
                                             milliseconds(60));
     }
@@ -588,10 +581,9 @@ SoundDevice::Clock::time_point SoundDevice::capture_deadline(const Stream& strea
     return std::max(stream.capture_clock, io.scheduled_at) + period + grace;
 }
 
-SoundDevice::Clock::duration SoundDevice::period_of(const Stream& stream, const Io& io) {
-    const AudioFormat& format = stream.params->format;
-    return std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(
-        uint64_t{io.data_bytes} / format.frame_bytes() * 1'000'000'000ull / format.rate));
+SoundDevice::Clock::duration SoundDevice::duration_of(const AudioFormat& format, uint64_t bytes) {
+    return std::chrono::duration_cast<Clock::duration>(
+        std::chrono::nanoseconds(bytes / format.frame_bytes() * 1'000'000'000ull / format.rate));
 }
 
 void SoundDevice::watch_recording(Stream& stream) {

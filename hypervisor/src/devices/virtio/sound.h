@@ -148,7 +148,8 @@ private:
     void complete(Stream& stream, Io& io, uint32_t status, bool fill);
     bool serve_capture(Stream& stream, Clock::time_point now);
     Clock::time_point capture_deadline(const Stream& stream) const;
-    static Clock::duration period_of(const Stream& stream, const Io& io);
+    // How long `bytes` of whole frames take to play or record.
+    static Clock::duration duration_of(const AudioFormat& format, uint64_t bytes);
     void watch_recording(Stream& stream);
     void arm_timer();
     static bool holds_last_capture_buffer(const Stream& stream);
